@@ -1,0 +1,135 @@
+"""A trained detector on disk: one folder with `model.keras` and `metadata.json`.
+
+Everything a consumer needs to reproduce a prediction (image spec, threshold, calibration,
+class names, training config) lives in the metadata, written by code, never by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+H5_FILE = "model.h5"
+RELOAD_TOLERANCE = 1e-5
+
+
+class BundleError(ValueError):
+    """A bundle that is missing, incomplete, or does not reload to the same predictions."""
+
+
+def library_versions() -> dict[str, str]:
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The current commit (suffixed `-dirty` with uncommitted changes), or None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def _logits(model: keras.Model, batch: np.ndarray) -> np.ndarray:
+    return np.asarray(model(batch, training=False), dtype=np.float64).reshape(-1)
+
+
+def verify_reload(model: keras.Model, path: str | Path, batch: np.ndarray) -> float:
+    """Reload `path` and return the max |sigmoid| difference on `batch`; raise beyond 1e-5.
+
+    Keras has had EfficientNet save/reload bugs (keras-team/keras#20147); this catches them.
+    """
+    reloaded = keras.models.load_model(path, compile=False)
+    before = 1 / (1 + np.exp(-_logits(model, batch)))
+    after = 1 / (1 + np.exp(-_logits(reloaded, batch)))
+    diff = float(np.max(np.abs(before - after)))
+    if diff > RELOAD_TOLERANCE:
+        raise BundleError(
+            f"{path}: reloaded model's probabilities differ by {diff:.2e} (> {RELOAD_TOLERANCE})"
+        )
+    return diff
+
+
+def save_bundle(
+    model: keras.Model, directory: str | Path, metadata: dict[str, Any], check_batch: np.ndarray
+) -> Path:
+    """Write model and metadata, then prove the saved model reloads to the same predictions."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / MODEL_FILE)
+    metadata = {"schema_version": SCHEMA_VERSION, **metadata}
+    metadata["reload_check"] = {
+        "max_abs_prob_diff": verify_reload(model, directory / MODEL_FILE, check_batch),
+        "n_images": int(len(check_batch)),
+    }
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    return directory
+
+
+def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray) -> list[Path]:
+    """Write `<stem>.keras` and legacy `<stem>.h5` (the original project's format), both checked."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".keras", ".h5"):
+        path = stem.with_suffix(suffix)
+        model.save(path)
+        verify_reload(model, path, check_batch)
+        written.append(path)
+    return written
+
+
+def load_bundle(directory: str | Path) -> tuple[keras.Model, dict[str, Any]]:
+    """Load a bundle folder (or a bare `.keras`/`.h5` file, then with default metadata)."""
+    path = Path(directory)
+    if path.is_file() and path.suffix in (".keras", ".h5"):
+        sibling = path.parent / METADATA_FILE
+        meta_path = sibling if sibling.is_file() else None
+        model_path = path
+    else:
+        model_path, meta_path = path / MODEL_FILE, path / METADATA_FILE
+        if not path.is_dir():
+            raise BundleError(f"{path}: no such model bundle (a folder with {MODEL_FILE})")
+        if not model_path.is_file():
+            raise BundleError(f"{path}: missing {MODEL_FILE}; is this a model bundle?")
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as error:  # keras raises many types for unreadable files
+        raise BundleError(f"{model_path}: cannot load model ({error})") from error
+    if meta_path is None:
+        size = int(model.input_shape[1])
+        metadata = {"schema_version": SCHEMA_VERSION, "image_spec": {"size": size}}
+    else:
+        metadata = json.loads(meta_path.read_text())
+        if metadata.get("schema_version", 0) > SCHEMA_VERSION:
+            raise BundleError(f"{meta_path}: schema {metadata['schema_version']} is newer than "
+                              "this version of deepfake-detection understands; upgrade it")
+    return model, metadata

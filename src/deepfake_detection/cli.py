@@ -1,0 +1,169 @@
+"""`deepfake-detection` command line: train, evaluate (and the thin front ends above them)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+log = logging.getLogger("deepfake_detection")
+
+
+def _setup_logging(log_file: Path | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+
+
+def _data_dir(args: argparse.Namespace) -> str:
+    from deepfake_detection.data import DataError, download_cifake
+
+    if args.download:
+        return str(download_cifake())
+    if not args.data:
+        raise DataError("no data: pass --data DIR (a folder with train/ and test/, each holding "
+                        "REAL/ and FAKE/) or --download to fetch CIFAKE from Kaggle")
+    return args.data
+
+
+def _train_config(args: argparse.Namespace):
+    from deepfake_detection.config import ConfigError, TrainConfig
+
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    overrides = {
+        "output_dir": args.out, "arch": args.arch, "weights": args.weights,
+        "image_size": args.image_size, "batch_size": args.batch_size,
+        "val_fraction": args.val_fraction, "seed": args.seed,
+        "max_images_per_class": args.max_per_class, "export_stem": args.export,
+        "early_stopping_patience": args.patience,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config, key, value)
+    config.data_dir = _data_dir(args)
+    phases = {phase.name: phase for phase in config.phases}
+    for item in args.epochs or []:
+        name, _, count = item.partition("=")
+        if name not in phases or not count.isdigit():
+            raise ConfigError(f"--epochs {item!r}: use PHASE=N with PHASE in {sorted(phases)}")
+        phases[name].epochs = int(count)
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = _train_config(args)
+    _setup_logging(Path(config.output_dir) / "train.log")
+    from deepfake_detection.training import train
+
+    log.info("config: %s", config.to_dict())
+    out = train(config)
+    print(f"saved bundle: {out}")
+    if args.evaluate:
+        return _evaluate(out, config.data_dir, out / "report", args.batch_size or 256)
+    return 0
+
+
+def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int) -> int:
+    import json
+
+    from deepfake_detection.bundle import HISTORY_FILE
+    from deepfake_detection.detector import Detector
+    from deepfake_detection.evaluation import evaluate
+
+    detector = Detector.load(model)
+    history_file = Path(model or "") / HISTORY_FILE
+    history = json.loads(history_file.read_text()) if model and history_file.is_file() else None
+    report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size)
+    clean = report["clean"]
+    print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
+          f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
+          f"PR-AUC {clean['pr_auc']:.4f}; {len(report['failed_files'])} unreadable file(s)")
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    _setup_logging()
+    model = Path(args.model) if args.model else None
+    out = Path(args.out) if args.out else (model or Path("runs/default")) / "report"
+    return _evaluate(model, _data_dir(args), out, args.batch_size)
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="folder with train/ and test/, each with REAL/ and FAKE/")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch CIFAKE from Kaggle with kagglehub (needs the internet)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-detection",
+        description="Tell real photographs from AI-generated images, and show the evidence.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a detector and save a bundle")
+    _add_data_args(train)
+    train.add_argument("--config", help="a config.json saved by an earlier run")
+    train.add_argument("--out", help="bundle folder to write (default runs/reference)")
+    train.add_argument("--arch", help="architecture (see `deepfake-detection models`)")
+    train.add_argument("--weights", help="imagenet | none | PATH (default imagenet)")
+    train.add_argument("--image-size", type=int, help="square input side (default 32)")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--val-fraction", type=float, help="validation share of train (0.2)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", action="append", metavar="PHASE=N",
+                       help="epochs of a phase, e.g. --epochs fine_tune=5 (repeatable)")
+    train.add_argument("--patience", type=int, help="EarlyStopping patience in epochs")
+    train.add_argument("--max-per-class", type=int, help="cap images per class (smoke runs)")
+    train.add_argument("--export", help="also write STEM.keras and STEM.h5 "
+                       "(default models/final_model; '' to skip)")
+    train.add_argument("--evaluate", action="store_true",
+                       help="evaluate on the data's test split afterwards")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
+    _add_data_args(evaluate)
+    evaluate.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    evaluate.add_argument("--out", help="report folder (default MODEL/report)")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    models = sub.add_parser("models", help="list the registered architectures")
+    models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)
+    return parser
+
+
+def _list_models() -> list[str]:
+    from deepfake_detection.models import list_models
+
+    return list_models()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; expected failures print one clear line and exit 2, never a traceback."""
+    args = build_parser().parse_args(argv)
+    from deepfake_detection.bundle import BundleError
+    from deepfake_detection.config import ConfigError
+    from deepfake_detection.data import DataError
+    from deepfake_detection.imaging import ImageError
+    from deepfake_detection.models import ModelError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, DataError, ImageError, BundleError, ModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

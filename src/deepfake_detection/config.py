@@ -1,0 +1,126 @@
+"""Every training knob in one dataclass, saved next to each trained model.
+
+The defaults are the original project's reference recipe: EfficientNetB2 at 32x32, a frozen-base
+phase (Adam 1e-3, label smoothing 0.1), an adversarial phase slot and a full fine-tune (Adam 1e-5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names it."""
+
+
+@dataclass
+class PhaseConfig:
+    """One training phase.
+
+    Args:
+        name: str. Label used in logs and the training history.
+        epochs: int. Upper bound on epochs; EarlyStopping may stop sooner.
+        learning_rate: float. Adam's initial learning rate.
+        freeze_base: bool. Train only the classification head (ignored, with a log line, when the
+            base has random weights: freezing random features is meaningless).
+        label_smoothing: float. Binary cross-entropy label smoothing.
+        adversarial: bool. Marks the adversarial-training phase; skipped until attacks exist.
+    """
+
+    name: str
+    epochs: int
+    learning_rate: float
+    freeze_base: bool = False
+    label_smoothing: float = 0.1
+    adversarial: bool = False
+
+
+def default_phases() -> list[PhaseConfig]:
+    """The seed's three phases: frozen base, adversarial slot, full fine-tune."""
+    return [
+        PhaseConfig("frozen_base", epochs=20, learning_rate=1e-3, freeze_base=True),
+        PhaseConfig("adversarial", epochs=5, learning_rate=1e-4, adversarial=True),
+        PhaseConfig("fine_tune", epochs=10, learning_rate=1e-5),
+    ]
+
+
+@dataclass
+class TrainConfig:
+    """Everything needed to reproduce a trained detector.
+
+    Args:
+        data_dir: str. Folder with `train/` (and usually `test/`), each holding `REAL/` and `FAKE/`.
+        output_dir: str. Where the bundle, logs and reports of this run go.
+        arch: str. A name from `deepfake_detection.models.list_models()`.
+        weights: str. `imagenet`, `none` (random init) or a path to a weights file for the base.
+        image_size: int. Square input side in pixels; images are resized to it.
+        resize_method: str. PIL resampling filter used everywhere (`lanczos`, `bilinear`, ...).
+        fit: str. `center_crop` keeps the aspect ratio (as CIFAKE-style sets were made);
+            `squash` resizes the whole image.
+        batch_size: int. Training and inference batch size.
+        val_fraction: float. Share of train carved out, stratified, for validation.
+        seed: int. Seeds Python, NumPy and TensorFlow, and the validation split.
+        class_balance: str. `weights` (inverse-frequency class weights) or `none`.
+        augment_flip: bool. Random horizontal flips during training.
+        phases: list of PhaseConfig. Applied in order by `training.train`.
+        early_stopping_patience: int. Epochs without val-loss improvement before stopping a phase.
+        reduce_lr_patience: int. Epochs without improvement before the LR is cut.
+        reduce_lr_factor: float. Multiplier applied to the LR on a plateau.
+        min_lr: float. Floor for ReduceLROnPlateau.
+        cache: str. `auto` caches decoded images in memory when they fit `cache_limit_mb`, `none`
+            never caches; decoding then happens every epoch (needed for huge sets).
+        cache_limit_mb: int. Memory budget for the `auto` cache.
+        max_images_per_class: int. Cap per class and split (0 = all); for smoke runs and tests.
+        export_stem: str. Also write `<stem>.keras` and legacy `<stem>.h5` (the original
+            project's `models/final_model.h5`); empty to skip.
+    """
+
+    data_dir: str = "data/cifake"
+    output_dir: str = "runs/reference"
+    arch: str = "efficientnet_b2"
+    weights: str = "imagenet"
+    image_size: int = 32
+    resize_method: str = "lanczos"
+    fit: str = "center_crop"
+    batch_size: int = 64
+    val_fraction: float = 0.2
+    seed: int = 42
+    class_balance: str = "weights"
+    augment_flip: bool = True
+    phases: list[PhaseConfig] = field(default_factory=default_phases)
+    early_stopping_patience: int = 4
+    reduce_lr_patience: int = 2
+    reduce_lr_factor: float = 0.5
+    min_lr: float = 1e-7
+    cache: str = "auto"
+    cache_limit_mb: int = 2048
+    max_images_per_class: int = 0
+    export_stem: str = "models/final_model"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, rejecting unknown keys so a typo never passes silently."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}")
+        values = dict(values)
+        if "phases" in values:
+            values["phases"] = [
+                p if isinstance(p, PhaseConfig) else PhaseConfig(**p) for p in values["phases"]
+            ]
+        return cls(**values)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))

@@ -1,0 +1,248 @@
+"""Image folders in CIFAKE's layout: discovery, bad-file screening, splits and `tf.data` input.
+
+A data folder holds `train/` and `test/`, each with `REAL/` and `FAKE/` (any case) containing
+images of any format and size. Labels: REAL = 0, FAKE = 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_detection.imaging import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    ImageSpec,
+    load_prepared,
+    load_rgb,
+)
+
+log = logging.getLogger(__name__)
+
+CLASS_NAMES = ("REAL", "FAKE")
+CIFAKE_HANDLE = "birdy654/cifake-real-and-ai-generated-synthetic-images"
+
+
+class DataError(ValueError):
+    """A data folder that cannot be used as given; the message says how to fix it."""
+
+
+@dataclass
+class FileList:
+    """Image paths with labels, plus the files that were rejected and why."""
+
+    paths: list[str]
+    labels: np.ndarray
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int((self.labels == i).sum()) for i, name in enumerate(CLASS_NAMES)}
+
+
+def _class_dir(split_dir: Path, name: str) -> Path | None:
+    for child in split_dir.iterdir():
+        if child.is_dir() and child.name.upper() == name:
+            return child
+    return None
+
+
+def discover(split_dir: str | Path) -> FileList:
+    """List the images of one split folder (e.g. `data/train`), labelled by sub-folder.
+
+    Files are searched recursively under `REAL/` and `FAKE/`; anything without an image suffix
+    is listed as rejected rather than silently ignored.
+
+    Raises:
+        DataError: the folder is missing, lacks REAL/ or FAKE/, or a class has no images.
+    """
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: no such folder")
+    paths: list[str] = []
+    labels: list[int] = []
+    rejected: list[tuple[str, str]] = []
+    for label, name in enumerate(CLASS_NAMES):
+        class_dir = _class_dir(split_dir, name)
+        if class_dir is None:
+            raise DataError(
+                f"{split_dir}: missing the {name}/ sub-folder; expected {split_dir}/REAL and "
+                f"{split_dir}/FAKE holding images (CIFAKE's layout)"
+            )
+        found = 0
+        for file in sorted(p for p in class_dir.rglob("*") if p.is_file()):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(str(file))
+                labels.append(label)
+                found += 1
+            elif not file.name.startswith("."):
+                rejected.append((str(file), "not an image suffix"))
+        if found == 0:
+            raise DataError(f"{class_dir}: no images; both REAL and FAKE need at least one")
+    return FileList(paths, np.asarray(labels, dtype=np.int32), rejected)
+
+
+def screen(files: FileList, workers: int | None = None) -> FileList:
+    """Decode every file once and drop the ones that fail, recording the reason.
+
+    Doing this before training turns a corrupt file into a log line instead of a crash mid-epoch.
+    """
+
+    def check(path: str) -> str | None:
+        try:
+            load_rgb(path)
+        except ImageError as error:
+            return str(error)
+        return None
+
+    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        problems = list(pool.map(check, files.paths))
+    keep = [i for i, problem in enumerate(problems) if problem is None]
+    rejected = files.rejected + [
+        (path, problem) for path, problem in zip(files.paths, problems) if problem is not None
+    ]
+    for path, reason in rejected[len(files.rejected):]:
+        log.warning("skipping bad image %s: %s", path, reason)
+    return FileList([files.paths[i] for i in keep], files.labels[keep], rejected)
+
+
+def load_split(split_dir: str | Path, max_per_class: int = 0, seed: int = 0) -> FileList:
+    """`discover`, optionally subsample each class (seeded), then `screen`; one class errors."""
+    files = discover(split_dir)
+    if max_per_class:
+        rng = np.random.default_rng(seed)
+        keep: list[int] = []
+        for label in range(len(CLASS_NAMES)):
+            idx = np.flatnonzero(files.labels == label)
+            keep.extend(sorted(rng.permutation(idx)[:max_per_class].tolist()))
+        files = FileList([files.paths[i] for i in keep], files.labels[keep], files.rejected)
+    files = screen(files)
+    missing = [name for name, n in files.counts().items() if n == 0]
+    if missing:
+        raise DataError(f"{split_dir}: no readable {' or '.join(missing)} images left")
+    return files
+
+
+def stratified_split(files: FileList, fraction: float, seed: int) -> tuple[FileList, FileList]:
+    """Carve a seeded validation set with the same class ratio out of `files`."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError("validation fraction must be strictly between 0 and 1")
+    rng = np.random.default_rng(seed)
+    val_idx: list[int] = []
+    for label in range(len(CLASS_NAMES)):
+        idx = rng.permutation(np.flatnonzero(files.labels == label))
+        n_val = max(1, round(len(idx) * fraction))
+        if n_val >= len(idx):
+            raise DataError(f"too few {CLASS_NAMES[label]} images to carve a validation split")
+        val_idx.extend(idx[:n_val].tolist())
+    val_mask = np.zeros(len(files.paths), dtype=bool)
+    val_mask[val_idx] = True
+
+    def subset(mask: np.ndarray) -> FileList:
+        idx = np.flatnonzero(mask)
+        return FileList([files.paths[i] for i in idx], files.labels[idx])
+
+    return subset(~val_mask), subset(val_mask)
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Inverse-frequency weights, so each class contributes equally to the loss."""
+    counts = np.bincount(labels, minlength=len(CLASS_NAMES))
+    return {i: float(len(labels) / (len(CLASS_NAMES) * c)) for i, c in enumerate(counts)}
+
+
+def group_of(path: str) -> str:
+    """The source group of a file: its name's prefix before the first `_` (e.g. `cifar`, `ddb`)."""
+    stem = Path(path).stem
+    return stem.split("_", 1)[0] if "_" in stem else Path(path).parent.name
+
+
+def make_dataset(
+    paths: Sequence[str],
+    labels: np.ndarray | None,
+    spec: ImageSpec,
+    batch_size: int,
+    training: bool = False,
+    seed: int = 0,
+    cache: bool = False,
+    flip: bool = False,
+):
+    """A batched `tf.data.Dataset` of (0..255 float32 images, float labels), or images only.
+
+    Decoding runs in parallel through `imaging.load_prepared`, the same function the Detector
+    uses. Files that fail to decode anyway (changed since screening) are dropped, not fatal.
+    """
+    import tensorflow as tf
+
+    def load(path: tf.Tensor) -> np.ndarray:
+        return load_prepared(path.numpy().decode(), spec)
+
+    def decode(path: tf.Tensor) -> tf.Tensor:
+        image = tf.py_function(load, [path], tf.float32)
+        image.set_shape((spec.size, spec.size, 3))
+        return image
+
+    if labels is None:
+        ds = tf.data.Dataset.from_tensor_slices(list(paths))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
+    if training and not cache:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if labels is None:
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda p, y: (decode(p), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.ignore_errors(log_warning=True)
+    if cache:
+        ds = ds.cache()
+        if training:
+            ds = ds.shuffle(min(len(paths), 20000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and flip:
+        ds = ds.map(_random_flip(seed), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _random_flip(seed: int):
+    import tensorflow as tf
+
+    rng = tf.random.Generator.from_seed(seed)
+
+    def flip(images, labels=None):
+        mask = rng.uniform((tf.shape(images)[0], 1, 1, 1)) < 0.5
+        images = tf.where(mask, tf.reverse(images, axis=[2]), images)
+        return images if labels is None else (images, labels)
+
+    return flip
+
+
+def download_cifake(cache_dir: str | None = None) -> Path:
+    """Fetch CIFAKE from Kaggle with kagglehub and return the folder holding train/ and test/.
+
+    Raises:
+        DataError: kagglehub is missing or the download fails (e.g. offline), with what to do.
+    """
+    try:
+        import kagglehub
+    except ImportError as error:
+        raise DataError("--download needs kagglehub: pip install kagglehub") from error
+    if cache_dir:
+        os.environ.setdefault("KAGGLEHUB_CACHE", cache_dir)
+    try:
+        root = Path(kagglehub.dataset_download(CIFAKE_HANDLE))
+    except Exception as error:  # kagglehub raises many network/auth error types
+        raise DataError(
+            f"could not download CIFAKE ({CIFAKE_HANDLE}) from Kaggle: "
+            f"{type(error).__name__}: {str(error)[:200]}. If you are offline, download it "
+            "elsewhere and pass the folder holding train/ and test/ with --data DIR."
+        ) from error
+    for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        if (candidate / "train").is_dir() and (candidate / "test").is_dir():
+            return candidate
+    raise DataError(f"downloaded CIFAKE to {root} but found no train/ and test/ folders in it")

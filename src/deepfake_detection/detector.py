@@ -1,0 +1,164 @@
+"""The Detector: one saved bundle -> preprocessing, model, calibration, threshold, verdict.
+
+The CLI, the app and the evaluation all predict through this class, so a probability means the
+same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepfake_detection import bundle
+from deepfake_detection.imaging import ImageError, ImageSource, ImageSpec, load_rgb, prepare
+
+DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "default_detector"
+# Beyond this scale factor the model sees an image very unlike its training data.
+RESCALE_WARNING_FACTOR = 4.0
+
+
+@dataclass
+class Prediction:
+    """One image's result. `prob_fake` is calibrated; `error` is set (and prob NaN) on failure."""
+
+    source: str
+    prob_fake: float = float("nan")
+    label: str | None = None
+    verdict: str | None = None
+    threshold: float = float("nan")
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _source_name(source: ImageSource, index: int) -> str:
+    return str(source) if isinstance(source, (str, Path)) else f"<image {index}>"
+
+
+class Detector:
+    """A loaded detector.
+
+    Args:
+        model: keras.Model. Maps 0..255 pixels to one FAKE logit.
+        metadata: dict. The bundle's metadata (image spec, threshold, calibration).
+        uncertain_margin: float. Half-width of the `uncertain` band around the threshold, in
+            calibrated probability. Defaults to 0.1.
+    """
+
+    def __init__(self, model, metadata: dict[str, Any], uncertain_margin: float = 0.1):
+        import tensorflow as tf
+
+        self.model = model
+        self.metadata = metadata
+        self.spec = ImageSpec(**metadata.get("image_spec", {}))
+        self.threshold = float(metadata.get("threshold", {}).get("value", 0.5))
+        self.temperature = float(metadata.get("calibration", {}).get("temperature", 1.0))
+        self.uncertain_margin = uncertain_margin
+        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **kwargs) -> Detector:
+        """Load a bundle folder (default: the detector shipped with the package)."""
+        path = Path(path) if path else DEFAULT_BUNDLE
+        if path == DEFAULT_BUNDLE and not path.exists():
+            raise bundle.BundleError(
+                f"no bundled detector at {path}; pass --model BUNDLE or train one with "
+                "`deepfake-detection train`"
+            )
+        model, metadata = bundle.load_bundle(path)
+        return cls(model, metadata, **kwargs)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Raw logits for prepared images (N x size x size x 3, 0..255), in inference mode."""
+        return np.asarray(self._forward(np.asarray(images, np.float32))).reshape(-1)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Calibrated FAKE probabilities for prepared images."""
+        z = self.logits(images).astype(np.float64) / self.temperature
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def verdict(self, prob: float) -> str:
+        if prob >= self.threshold + self.uncertain_margin:
+            return "fake"
+        if prob < self.threshold - self.uncertain_margin:
+            return "real"
+        return "uncertain"
+
+    def prepare(self, source: ImageSource) -> tuple[np.ndarray, list[str]]:
+        """Decode and resize one image as the model needs it, with warnings about the change."""
+        rgb = load_rgb(source)
+        height, width = rgb.shape[:2]
+        warnings = []
+        scale = max(height, width) / self.spec.size
+        if scale >= RESCALE_WARNING_FACTOR or scale <= 1 / RESCALE_WARNING_FACTOR:
+            verb = "shrunk" if scale > 1 else "enlarged"
+            factor = scale if scale > 1 else 1 / scale
+            warnings.append(
+                f"this {width}x{height} image was {verb} {factor:.0f}x to the model's "
+                f"{self.spec.size}x{self.spec.size} input; results on images far from the "
+                "training data are unreliable"
+            )
+        if self.spec.fit == "center_crop" and height != width:
+            warnings.append(f"only the centre {min(height, width)}px square was analysed")
+        return prepare(rgb, self.spec), warnings
+
+    def predict(self, source: ImageSource) -> Prediction:
+        """Score one image; raises ImageError for unreadable input."""
+        image, warnings = self.prepare(source)
+        return self._result(_source_name(source, 0), float(self.probabilities(image[None])[0]),
+                            warnings)
+
+    def _result(self, name: str, prob: float, warnings: list[str]) -> Prediction:
+        return Prediction(
+            source=name,
+            prob_fake=prob,
+            label="FAKE" if prob >= self.threshold else "REAL",
+            verdict=self.verdict(prob),
+            threshold=self.threshold,
+            warnings=warnings,
+        )
+
+    def predict_many(
+        self, sources: Sequence[ImageSource] | Iterable[ImageSource], batch_size: int = 256,
+        workers: int | None = None,
+    ) -> Iterator[Prediction]:
+        """Score many images in batches, decoding in threads; bad files yield an error result.
+
+        Yields one Prediction per source, in order, so callers can stream and show progress.
+        """
+        workers = workers or min(8, (os.cpu_count() or 2) * 2)
+
+        def load(item: tuple[int, ImageSource]):
+            index, source = item
+            try:
+                return (_source_name(source, index), *self.prepare(source), None)
+            except ImageError as error:
+                return _source_name(source, index), None, [], str(error)
+
+        with ThreadPoolExecutor(workers) as pool:
+            chunk: list[tuple[int, ImageSource]] = []
+            for item in enumerate(sources):
+                chunk.append(item)
+                if len(chunk) == batch_size:
+                    yield from self._score_chunk(list(pool.map(load, chunk)))
+                    chunk = []
+            if chunk:
+                yield from self._score_chunk(list(pool.map(load, chunk)))
+
+    def _score_chunk(self, loaded: list) -> Iterator[Prediction]:
+        good = [row for row in loaded if row[3] is None]
+        probs = self.probabilities(np.stack([row[1] for row in good])) if good else []
+        by_name = iter(probs)
+        for name, _, warnings, error in loaded:
+            if error is None:
+                yield self._result(name, float(next(by_name)), warnings)
+            else:
+                yield Prediction(source=name, threshold=self.threshold, error=error)

@@ -1,0 +1,87 @@
+"""Plain metric functions on labels and FAKE probabilities (scikit-learn underneath).
+
+Shared by training (threshold choice on validation) and evaluation (reports), so the threshold
+rule and every reported figure are computed one way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+THRESHOLD_RULE = "max F1 for FAKE on the validation precision-recall curve"
+
+
+def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> dict[str, float | str]:
+    """The probability threshold that maximises FAKE F1 on a (validation) set.
+
+    Returns the threshold with the precision, recall and F1 it gives there. Predictions are
+    FAKE when `prob >= threshold`, matching scikit-learn's precision_recall_curve.
+    """
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("threshold selection needs both REAL and FAKE examples")
+    precision, recall, thresholds = skm.precision_recall_curve(labels, probs)
+    # The last precision/recall pair has no threshold (recall 0 by convention).
+    p, r = precision[:-1], recall[:-1]
+    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    best = int(np.argmax(f1))
+    return {
+        "value": float(thresholds[best]),
+        "rule": THRESHOLD_RULE,
+        "precision": float(p[best]),
+        "recall": float(r[best]),
+        "f1": float(f1[best]),
+    }
+
+
+def recall_at_fpr(labels: np.ndarray, probs: np.ndarray, fpr: float) -> float:
+    """FAKE recall achievable while flagging at most `fpr` of REAL images."""
+    fprs, tprs, _ = skm.roc_curve(labels, probs)
+    ok = fprs <= fpr
+    return float(tprs[ok].max()) if ok.any() else 0.0
+
+
+def classification_metrics(
+    labels: np.ndarray, probs: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """Accuracy, precision, recall, F1, per-class accuracy and the confusion matrix at a threshold.
+
+    FAKE is the positive class. The confusion matrix is [[TN, FP], [FN, TP]] (rows: true REAL,
+    FAKE; columns: predicted REAL, FAKE).
+    """
+    labels = np.asarray(labels).astype(int)
+    preds = (np.asarray(probs) >= threshold).astype(int)
+    cm = skm.confusion_matrix(labels, preds, labels=[0, 1])
+    errors = int((preds != labels).sum())
+    per_class = {
+        name: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else float("nan")
+        for i, name in enumerate(("REAL", "FAKE"))
+    }
+    return {
+        "threshold": float(threshold),
+        "n": int(len(labels)),
+        "accuracy": float(skm.accuracy_score(labels, preds)),
+        "precision": float(skm.precision_score(labels, preds, zero_division=0)),
+        "recall": float(skm.recall_score(labels, preds, zero_division=0)),
+        "f1": float(skm.f1_score(labels, preds, zero_division=0)),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": cm.tolist(),
+        "misclassified": errors,
+        "misclassified_pct": float(100.0 * errors / max(1, len(labels))),
+    }
+
+
+def ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Threshold-free metrics: ROC-AUC, PR-AUC (average precision) and FAKE recall at low FPR."""
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        return {"roc_auc": float("nan"), "pr_auc": float("nan")}
+    return {
+        "roc_auc": float(skm.roc_auc_score(labels, probs)),
+        "pr_auc": float(skm.average_precision_score(labels, probs)),
+        "recall_at_1pct_fpr": recall_at_fpr(labels, probs, 0.01),
+        "recall_at_5pct_fpr": recall_at_fpr(labels, probs, 0.05),
+    }

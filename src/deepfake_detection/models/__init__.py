@@ -1,0 +1,69 @@
+"""One door for architectures: `build_model(name, ...)` and `list_models()`.
+
+Every registered model maps float pixels in 0..255 (shape size x size x 3) to one FAKE logit, and
+names its classification head layers `head_*` so training can freeze "the base" generically and
+Grad-CAM can find the last feature map (the input of `head_pool`) without per-model code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+HEAD_PREFIX = "head_"
+_REGISTRY: dict[str, Callable[..., keras.Model]] = {}
+
+
+class ModelError(ValueError):
+    """A model that cannot be built as asked (unknown name, unreachable weights)."""
+
+
+def register(name: str) -> Callable:
+    def wrap(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        _REGISTRY[name] = builder
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, image_size: int = 32, weights: str = "none", **overrides) -> keras.Model:
+    """Build a registered architecture.
+
+    Args:
+        name: str. One of `list_models()`.
+        image_size: int. Square input side. Defaults to 32.
+        weights: str. `none`, `imagenet` (where the family has it) or a weights-file path.
+        **overrides: family-specific options (e.g. `dropout`).
+    """
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown architecture {name!r}; choose from {list_models()}")
+    return _REGISTRY[name](image_size=image_size, weights=weights, **overrides)
+
+
+def classification_head(features, dropout: float):
+    """GlobalAveragePooling2D -> Dropout -> Dense(1) logit; sigmoid stays outside the model."""
+    x = keras.layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(features)
+    x = keras.layers.Dropout(dropout, name=HEAD_PREFIX + "dropout")(x)
+    return keras.layers.Dense(1, name=HEAD_PREFIX + "logit", dtype="float32")(x)
+
+
+def set_base_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freeze or unfreeze every non-head layer (frozen BatchNorm then runs in inference mode)."""
+    for layer in model.layers:
+        if not layer.name.startswith(HEAD_PREFIX):
+            layer.trainable = trainable
+
+
+def feature_layer_name(model: keras.Model) -> str:
+    """Name of the layer whose output feeds the head: the last spatial feature map."""
+    pool = model.get_layer(HEAD_PREFIX + "pool")
+    return pool.input._keras_history.operation.name
+
+
+# Families register themselves on import.
+from deepfake_detection.models import efficientnet, resnet  # noqa: E402,F401

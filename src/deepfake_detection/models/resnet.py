@@ -1,0 +1,51 @@
+"""A compact residual CNN designed for 32x32 inputs, trained from scratch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from deepfake_detection.models import ModelError, classification_head, register
+
+
+def _block(x, filters: int, stride: int, name: str):
+    shortcut = x
+    y = keras.layers.Conv2D(filters, 3, stride, "same", use_bias=False, name=f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = keras.layers.Conv2D(filters, 3, 1, "same", use_bias=False, name=f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+@register("resnet_small")
+def resnet_small(
+    image_size: int = 32,
+    weights: str = "none",
+    widths: tuple[int, ...] = (32, 64, 128),
+    blocks_per_stage: int = 2,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Three residual stages (stride 2 between them), about 1.2M parameters at default widths."""
+    if weights == "imagenet":
+        raise ModelError("resnet_small has no ImageNet weights; use --weights none or a file")
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    x = keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate(widths):
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = _block(x, filters, stride, f"stage{stage}_block{block}")
+    model = keras.Model(inputs, classification_head(x, dropout), name="resnet_small")
+    if weights != "none":
+        if not Path(weights).is_file():
+            raise ModelError(f"--weights {weights!r}: not 'none' or an existing file")
+        model.load_weights(weights)
+    return model
