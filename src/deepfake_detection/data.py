@@ -67,13 +67,14 @@ def discover(split_dir: str | Path) -> FileList:
     paths: list[str] = []
     labels: list[int] = []
     rejected: list[tuple[str, str]] = []
-    for label, name in enumerate(CLASS_NAMES):
-        class_dir = _class_dir(split_dir, name)
+    class_dirs = [_class_dir(split_dir, name) for name in CLASS_NAMES]
+    for name, class_dir in zip(CLASS_NAMES, class_dirs):
         if class_dir is None:
             raise DataError(
                 f"{split_dir}: missing the {name}/ sub-folder; expected {split_dir}/REAL and "
                 f"{split_dir}/FAKE holding images (CIFAKE's layout)"
             )
+    for label, class_dir in enumerate(class_dirs):
         found = 0
         for file in sorted(p for p in class_dir.rglob("*") if p.is_file()):
             if file.suffix.lower() in IMAGE_SUFFIXES:

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfake_detection import data
+from deepfake_detection.imaging import ImageSpec
+
+
+def test_discover_labels_by_folder(tiny_dataset):
+    files = data.discover(tiny_dataset / "train")
+    assert files.counts() == {"REAL": 40, "FAKE": 40}
+    assert all(("/FAKE/" in p) == bool(y) for p, y in zip(files.paths, files.labels))
+
+
+def test_lowercase_folders_and_non_images(tmp_path, tiny_dataset):
+    split = tmp_path / "split"
+    split.mkdir()
+    (tiny_dataset / "test" / "REAL").rename(split / "real")
+    (tiny_dataset / "test" / "FAKE").rename(split / "fake")
+    (split / "fake" / "notes.txt").write_text("hello")
+    files = data.discover(split)
+    assert files.counts() == {"REAL": 12, "FAKE": 12}
+    assert [reason for _, reason in files.rejected] == ["not an image suffix"]
+
+
+def test_missing_class_folder_and_empty_class_are_clear_errors(tmp_path):
+    (tmp_path / "REAL").mkdir()
+    with pytest.raises(data.DataError, match="missing the FAKE/ sub-folder"):
+        data.discover(tmp_path)
+    (tmp_path / "FAKE").mkdir()
+    with pytest.raises(data.DataError, match="no images"):
+        data.discover(tmp_path)
+    with pytest.raises(data.DataError, match="no such folder"):
+        data.discover(tmp_path / "nowhere")
+
+
+def test_screen_skips_and_reports_bad_files(tiny_dataset):
+    fake = tiny_dataset / "train" / "FAKE"
+    (fake / "zero.png").write_bytes(b"")
+    (fake / "text.jpg").write_text("not an image")
+    good = (fake / "gen_000.png").read_bytes()
+    (fake / "truncated.png").write_bytes(good[: len(good) // 2])
+    files = data.load_split(tiny_dataset / "train")
+    assert files.counts() == {"REAL": 40, "FAKE": 40}
+    assert sorted(p.rsplit("/", 1)[1] for p, _ in files.rejected) == [
+        "text.jpg", "truncated.png", "zero.png"]
+
+
+def test_one_readable_class_is_an_error(tiny_dataset):
+    for path in (tiny_dataset / "train" / "FAKE").iterdir():
+        path.write_bytes(b"garbage")
+    with pytest.raises(data.DataError, match="no readable FAKE"):
+        data.load_split(tiny_dataset / "train")
+
+
+def test_max_per_class_subsamples_each_class(tiny_dataset):
+    files = data.load_split(tiny_dataset / "train", max_per_class=5, seed=1)
+    assert files.counts() == {"REAL": 5, "FAKE": 5}
+
+
+def test_stratified_split_is_seeded_disjoint_and_keeps_ratio():
+    labels = np.array([0] * 90 + [1] * 30, dtype=np.int32)
+    files = data.FileList([f"f{i}" for i in range(120)], labels)
+    train, val = data.stratified_split(files, 0.2, seed=3)
+    again, _ = data.stratified_split(files, 0.2, seed=3)
+    other, _ = data.stratified_split(files, 0.2, seed=4)
+    assert val.counts() == {"REAL": 18, "FAKE": 6}
+    assert not set(train.paths) & set(val.paths)
+    assert len(train.paths) + len(val.paths) == 120
+    assert train.paths == again.paths and train.paths != other.paths
+
+
+def test_class_weights_balance_the_loss():
+    weights = data.class_weights(np.array([0, 0, 0, 1]))
+    assert weights == pytest.approx({0: 4 / 6, 1: 2.0})
+    assert 3 * weights[0] == pytest.approx(1 * weights[1])
+
+
+def test_group_of_uses_the_file_name_prefix():
+    assert data.group_of("x/REAL/cifar_cat_0001.jpg") == "cifar"
+    assert data.group_of("x/FAKE/sd15_style_3.jpg") == "sd15"
+    assert data.group_of("x/FAKE/plain.jpg") == "FAKE"
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_dataset_yields_model_input(tiny_dataset, cache):
+    files = data.discover(tiny_dataset / "test")
+    ds = data.make_dataset(files.paths, files.labels, ImageSpec(size=16), batch_size=10,
+                           training=True, seed=0, cache=cache, flip=True)
+    batches = list(ds)
+    images = np.concatenate([x.numpy() for x, _ in batches])
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    assert images.shape == (24, 16, 16, 3) and images.dtype == np.float32
+    assert 0 <= images.min() and images.max() <= 255 and images.max() > 1
+    assert sorted(labels.tolist()) == sorted(files.labels.tolist())
+
+
+def test_inference_dataset_keeps_order(tiny_dataset):
+    files = data.discover(tiny_dataset / "test")
+    spec = ImageSpec(size=32)
+    ds = data.make_dataset(files.paths, None, spec, batch_size=7)
+    images = np.concatenate([x.numpy() for x in ds])
+    from deepfake_detection.imaging import load_prepared
+
+    assert np.array_equal(images[5], load_prepared(files.paths[5], spec))
+
+
+def test_download_offline_gives_an_actionable_error(monkeypatch):
+    import kagglehub
+
+    def offline(handle):
+        raise ConnectionError("Failed to resolve 'www.kaggle.com'")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", offline)
+    with pytest.raises(data.DataError, match="--data DIR"):
+        data.download_cifake()

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_detection.imaging import ImageError, ImageSpec, load_prepared, load_rgb, prepare
+
+
+def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+RGB = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    "image, fmt",
+    [
+        (RGB, "JPEG"), (RGB, "PNG"), (RGB, "WEBP"), (RGB, "BMP"), (RGB, "TIFF"),
+        (RGB.convert("P"), "GIF"), (RGB.convert("L"), "PNG"), (RGB.convert("RGBA"), "PNG"),
+        (RGB.convert("CMYK"), "JPEG"), (RGB.convert("LA"), "PNG"),
+    ],
+)
+def test_every_format_and_mode_becomes_uint8_rgb(image, fmt):
+    rgb = load_rgb(_encode(image, fmt))
+    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
+
+
+def test_alpha_is_composited_on_white():
+    transparent = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert (load_rgb(_encode(transparent, "PNG")) == 255).all()
+
+
+def test_16bit_png_scales_full_range():
+    arr = np.array([[0, 65535]], dtype=np.uint16)
+    rgb = load_rgb(_encode(Image.fromarray(arr, "I;16"), "PNG"))
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    assert load_rgb(_encode(image, "JPEG", exif=exif)).shape == (40, 20, 3)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [(b"", "empty"), (b"hello, not an image", "not an image"),
+     (_encode(RGB, "PNG")[:120], "corrupt or truncated")],
+)
+def test_bad_bytes_raise_clear_errors(payload, message):
+    with pytest.raises(ImageError, match=message):
+        load_rgb(payload)
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        load_rgb(tmp_path / "absent.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file"):
+        load_rgb(tmp_path / "empty.jpg")
+
+
+def test_arrays_of_any_dtype():
+    assert load_rgb(np.ones((5, 5), dtype=np.float32)).max() == 255  # 0..1 floats
+    assert load_rgb(np.full((5, 5, 1), 65535, dtype=np.uint16)).min() == 255
+    with pytest.raises(ImageError):
+        load_rgb(np.zeros((5, 5, 2)))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (10000, 10000), (3000, 4000)])
+def test_prepare_any_size_to_model_input(shape):
+    rgb = np.full((*shape, 3), 128, dtype=np.uint8)
+    x = prepare(rgb, ImageSpec(size=32))
+    assert x.shape == (32, 32, 3) and x.dtype == np.float32
+    assert np.allclose(x, 128, atol=1)
+
+
+def test_center_crop_keeps_the_middle_and_squash_keeps_everything():
+    rgb = np.zeros((32, 96, 3), dtype=np.uint8)
+    rgb[:, 32:64] = 255  # white centre square, black sides
+    assert prepare(rgb, ImageSpec(size=32, fit="center_crop")).min() == 255
+    assert prepare(rgb, ImageSpec(size=32, fit="squash")).min() < 10
+
+
+def test_load_prepared_on_a_file(tmp_path):
+    path = tmp_path / "x.png"
+    RGB.save(path)
+    assert load_prepared(path, ImageSpec(size=16)).shape == (16, 16, 3)
+
+
+def test_spec_rejects_unknown_methods():
+    with pytest.raises(ValueError):
+        ImageSpec(resize_method="magic")
+    with pytest.raises(ValueError):
+        ImageSpec(fit="stretch")

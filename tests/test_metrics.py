@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfake_detection.metrics import (
+    best_f1_threshold,
+    classification_metrics,
+    ranking_metrics,
+    recall_at_fpr,
+)
+
+
+def test_best_f1_threshold_picks_the_separating_point():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probs = np.array([0.1, 0.2, 0.7, 0.6, 0.8, 0.9])
+    best = best_f1_threshold(labels, probs)
+    # At 0.6 all three FAKE are caught with one false positive: F1 = 6/7, the maximum.
+    assert best["value"] == pytest.approx(0.6)
+    assert best["f1"] == pytest.approx(6 / 7)
+    assert "validation" in best["rule"]
+
+
+def test_threshold_needs_both_classes():
+    with pytest.raises(ValueError):
+        best_f1_threshold(np.zeros(4), np.linspace(0, 1, 4))
+
+
+def test_classification_metrics_confusion_layout():
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([0.2, 0.9, 0.8, 0.4, 0.7])
+    m = classification_metrics(labels, probs, 0.5)
+    assert m["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["per_class_accuracy"] == {"REAL": 0.5, "FAKE": pytest.approx(2 / 3)}
+    assert m["misclassified"] == 2 and m["misclassified_pct"] == pytest.approx(40.0)
+
+
+def test_ranking_metrics_and_recall_at_fpr():
+    labels = np.array([0] * 100 + [1] * 100)
+    probs = np.concatenate([np.linspace(0, 0.5, 100), np.linspace(0.3, 1.0, 100)])
+    r = ranking_metrics(labels, probs)
+    assert 0.9 < r["roc_auc"] < 1.0 and 0.9 < r["pr_auc"] <= 1.0
+    # Only one REAL scores at 0.5, the top: at 1% FPR every FAKE above it counts.
+    assert recall_at_fpr(labels, probs, 0.01) == pytest.approx((probs[100:] > 0.5).mean(), 0.02)
+    assert recall_at_fpr(labels, probs, 0.0) <= recall_at_fpr(labels, probs, 0.05)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepfake_detection import models
+from deepfake_detection.models import (
+    ModelError,
+    build_model,
+    feature_layer_name,
+    list_models,
+    set_base_trainable,
+)
+
+
+@pytest.fixture(scope="module", params=list_models())
+def model(request):
+    keras.utils.set_random_seed(0)
+    return build_model(request.param, image_size=32, weights="none")
+
+
+def test_registry_has_the_reference_design():
+    assert "efficientnet_b2" in list_models() and len(list_models()) >= 2
+
+
+def test_forward_maps_pixels_to_one_unbounded_logit(model):
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (4, 1) and np.isfinite(out).all()
+    assert model.get_layer("head_logit").activation is keras.activations.linear
+
+
+def test_backward_reaches_the_input_and_every_trainable_weight(model):
+    x = tf.constant(np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(model(x, training=True))
+    grads = tape.gradient(loss, [x, *model.trainable_weights])
+    assert float(tf.reduce_max(tf.abs(grads[0]))) > 0
+    assert all(g is not None for g in grads[1:])
+
+
+def test_save_load_round_trip(model, tmp_path):
+    x = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(again(x, training=False), model(x, training=False), atol=1e-5)
+
+
+def test_freezing_leaves_only_the_head_trainable(model):
+    set_base_trainable(model, False)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable == {"head_logit"}
+    set_base_trainable(model, True)
+    assert len(model.trainable_weights) > 2
+
+
+def test_feature_layer_is_the_last_spatial_map(model):
+    layer = model.get_layer(feature_layer_name(model))
+    assert len(layer.output.shape) == 4 and layer.output.shape[1] >= 1
+
+
+def test_unknown_architecture_and_bad_weights_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="unknown architecture"):
+        build_model("vgg99")
+    with pytest.raises(ModelError, match="not 'imagenet', 'none' or an existing file"):
+        build_model("efficientnet_b2", weights=str(tmp_path / "absent.h5"))
+
+
+def test_offline_imagenet_weights_say_what_to_do(monkeypatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...")
+
+    monkeypatch.setattr(keras.applications, "EfficientNetB2", offline)
+    with pytest.raises(ModelError, match="--weights none"):
+        models.build_model("efficientnet_b2", weights="imagenet")

@@ -1,0 +1,131 @@
+"""End to end: train a few epochs on images the test writes, save, reload, evaluate, via CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from deepfake_detection import bundle, cli
+from deepfake_detection.config import PhaseConfig, TrainConfig
+from deepfake_detection.detector import Detector
+from deepfake_detection.evaluation import evaluate
+from deepfake_detection.models import build_model
+from deepfake_detection.training import train
+
+from .conftest import REPO
+
+
+def tiny_config(data_dir, out, **overrides) -> TrainConfig:
+    values = dict(
+        data_dir=str(data_dir), output_dir=str(out), arch="resnet_small", weights="none",
+        batch_size=16, export_stem=str(out.parent / "models" / "final_model"),
+        phases=[PhaseConfig("frozen_base", 4, 3e-3, freeze_base=True),
+                PhaseConfig("adversarial", 2, 1e-4, adversarial=True),
+                PhaseConfig("fine_tune", 1, 1e-4)],
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from .conftest import write_split
+
+    root = tmp_path_factory.mktemp("e2e")
+    rng = np.random.default_rng(0)
+    write_split(root / "data" / "train", 40, rng)
+    write_split(root / "data" / "test", 12, rng)
+    out = train(tiny_config(root / "data", root / "bundle"))
+    return root, out
+
+
+def test_config_round_trip_and_rejects_typos(tmp_path):
+    config = tiny_config(tmp_path, tmp_path / "b")
+    config.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == config
+    with pytest.raises(ValueError, match="unknown config keys"):
+        TrainConfig.from_dict({"learning_rat": 1})
+
+
+def test_training_writes_a_complete_bundle(trained):
+    root, out = trained
+    _, meta = bundle.load_bundle(out)
+    assert meta["architecture"] == "resnet_small"
+    assert meta["image_spec"]["size"] == 32 and meta["image_spec"]["pixel_max"] == 255
+    assert meta["data"]["train"] == {"REAL": 32, "FAKE": 32}
+    assert meta["data"]["validation"] == {"REAL": 8, "FAKE": 8}
+    assert "validation" in meta["threshold"]["rule"] and 0 < meta["threshold"]["value"] < 1
+    assert meta["training"]["epochs"]["adversarial"] == 0  # skipped, not silently trained
+    assert meta["versions"]["tensorflow"] and "config" in meta
+    assert TrainConfig.load(out / bundle.CONFIG_FILE).arch == "resnet_small"
+    history = json.loads((out / bundle.HISTORY_FILE).read_text())
+    assert len(history["frozen_base"]["loss"]) >= 1
+    assert (root / "models" / "final_model.h5").is_file()
+    assert (root / "models" / "final_model.keras").is_file()
+
+
+def test_the_detector_learned_the_synthetic_task(trained):
+    root, out = trained
+    report = evaluate(Detector.load(out), root / "data", root / "report", progress=False)
+    assert report["clean"]["roc_auc"] > 0.9
+    for name in ("metrics.json", "report.md", "confusion_matrix.png", "roc.png",
+                 "pr_curve.png", "misclassified.csv"):
+        assert (root / "report" / name).is_file(), name
+    saved = json.loads((root / "report" / "metrics.json").read_text())
+    assert saved["clean"]["at_threshold"]["threshold"] == pytest.approx(
+        json.loads((out / bundle.METADATA_FILE).read_text())["threshold"]["value"])
+    assert set(saved["clean"]["per_group"]) == {"photo", "gen"}
+    assert "| accuracy |" in (root / "report" / "report.md").read_text()
+
+
+def test_frozen_phase_trains_only_the_head(tiny_dataset, tmp_path):
+    keras.utils.set_random_seed(0)
+    start = build_model("resnet_small")
+    start.save_weights(tmp_path / "start.weights.h5")
+    config = tiny_config(tiny_dataset, tmp_path / "b", weights=str(tmp_path / "start.weights.h5"),
+                         phases=[PhaseConfig("frozen_base", 1, 1e-2, freeze_base=True)],
+                         export_stem="")
+    model, _ = bundle.load_bundle(train(config))
+    for name in ("stem_conv", "stage2_block1_bn2"):
+        for a, b in zip(model.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.get_layer("head_logit").get_weights()[0],
+                              start.get_layer("head_logit").get_weights()[0])
+
+
+def test_cli_evaluate_and_its_errors(trained, capsys):
+    root, out = trained
+    code = cli.main(["evaluate", "--model", str(out), "--data", str(root / "data"),
+                     "--out", str(root / "cli-report")])
+    assert code == 0 and "ROC-AUC" in capsys.readouterr().out
+    assert (root / "cli-report" / "metrics.json").is_file()
+    assert cli.main(["evaluate", "--model", str(root / "nope"), "--data", str(root)]) == 2
+    assert "no such model bundle" in capsys.readouterr().err
+    assert cli.main(["train", "--out", str(root / "x")]) == 2
+    assert "--data DIR" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(root / "data"), "--epochs", "warmup=3"]) == 2
+
+
+def test_original_evaluate_script_runs_the_same_code(trained):
+    root, out = trained
+    result = subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), "--model", str(out), "--data",
+         str(root / "data" / "test"), "--out", str(root / "script-report")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    a = json.loads((root / "script-report" / "metrics.json").read_text())["clean"]
+    b = json.loads((root / "report" / "metrics.json").read_text())["clean"]
+    assert a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-6)
+
+
+def test_cli_train_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "train" / "REAL").mkdir(parents=True)
+    (tmp_path / "train" / "FAKE").mkdir(parents=True)
+    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no images" in capsys.readouterr().err
