@@ -96,6 +96,76 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return _evaluate(model, _data_dir(args), out, args.batch_size)
 
 
+PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "warnings", "error")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Score files/folders/globs; exit 0 when all scored, 1 when some could not be read."""
+    import csv
+    import json
+
+    from tqdm.auto import tqdm
+
+    from deepfake_detection.data import DataError, expand_inputs
+    from deepfake_detection.detector import Detector
+
+    files, unmatched = expand_inputs(args.paths)
+    for item in unmatched:
+        print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
+    if not files:
+        raise DataError("no images to score: " + ", ".join(args.paths))
+    detector = Detector.load(args.model, uncertain_margin=args.uncertain_margin)
+    if args.tiles:
+        results = (_predict_tiled(detector, f, args.tiles) for f in files)
+    else:
+        results = detector.predict_many(files, batch_size=args.batch_size)
+    rows = [r.to_dict() for r in tqdm(results, total=len(files), unit="img", file=sys.stderr,
+                                      disable=len(files) < 2 or None)]
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        if args.json:
+            json.dump(rows, out, indent=2)
+            out.write("\n")
+        elif args.csv:
+            writer = csv.DictWriter(out, PREDICT_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({**r, "warnings": "; ".join(r["warnings"])} for r in rows)
+        else:
+            _print_table(rows, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    unreadable = sum(1 for r in rows if r["error"])
+    failed = unreadable + len(unmatched)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("real", "uncertain", "fake")}
+    print(f"{len(rows) - unreadable} scored ({counts['real']} real, "
+          f"{counts['uncertain']} uncertain, {counts['fake']} fake), {failed} failed",
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _predict_tiled(detector, path: str, grid: int):
+    from deepfake_detection.detector import Prediction
+    from deepfake_detection.imaging import ImageError
+
+    try:
+        return detector.predict_tiles(path, grid)
+    except ImageError as error:
+        return Prediction(source=path, threshold=detector.threshold, error=str(error))
+
+
+def _print_table(rows: list[dict], out) -> None:
+    width = min(70, max(len(r["source"]) for r in rows))
+    out.write(f"{'image':<{width}}  {'verdict':<9}  {'P(fake)':>7}  note\n")
+    for r in rows:
+        name = r["source"] if len(r["source"]) <= width else "..." + r["source"][-width + 3:]
+        if r["error"]:
+            out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {r['error']}\n")
+        else:
+            note = r["warnings"][0] if r["warnings"] else ""
+            out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  {note}\n")
+
+
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder with train/ and test/, each with REAL/ and FAKE/")
     parser.add_argument("--download", action="store_true",
@@ -134,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="report folder (default MODEL/report)")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="score image files, folders or globs")
+    predict.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
+    predict.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    fmt = predict.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fmt.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    predict.add_argument("--output", "-o", help="write the table/JSON/CSV to this file")
+    predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--tiles", type=int, default=0, metavar="N",
+                         help="also score an NxN grid of tiles and average (large images)")
+    predict.add_argument("--uncertain-margin", type=float, default=0.1,
+                         help="half-width of the 'uncertain' band around the threshold")
+    predict.set_defaults(func=cmd_predict)
 
     models = sub.add_parser("models", help="list the registered architectures")
     models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)

@@ -152,6 +152,29 @@ def stratified_split(files: FileList, fraction: float, seed: int) -> tuple[FileL
     return subset(~val_mask), subset(val_mask)
 
 
+def expand_inputs(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Files, folders (recursive, image suffixes only) and globs -> (image files, unmatched).
+
+    Explicit files are kept whatever their suffix, so a mislabelled image is still tried.
+    """
+    import glob
+
+    files: list[str] = []
+    unmatched: list[str] = []
+    for item in items:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        if not matches or not all(Path(m).exists() for m in matches):
+            unmatched.append(item)
+            continue
+        for match in map(Path, matches):
+            if match.is_dir():
+                files.extend(str(p) for p in sorted(match.rglob("*"))
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            else:
+                files.append(str(match))
+    return files, unmatched
+
+
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     """Inverse-frequency weights, so each class contributes equally to the loss."""
     counts = np.bincount(labels, minlength=len(CLASS_NAMES))

@@ -34,9 +34,14 @@ class Prediction:
     threshold: float = float("nan")
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    tiles: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready values (no NaN: a failed image has `prob_fake` None)."""
+        values = asdict(self)
+        if self.error:
+            values["prob_fake"] = None
+        return values
 
 
 def _source_name(source: ImageSource, index: int) -> str:
@@ -62,6 +67,7 @@ class Detector:
         self.threshold = float(metadata.get("threshold", {}).get("value", 0.5))
         self.temperature = float(metadata.get("calibration", {}).get("temperature", 1.0))
         self.uncertain_margin = uncertain_margin
+        self._cam_model = None  # built on first Grad-CAM request
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     @classmethod
@@ -153,6 +159,53 @@ class Detector:
             if chunk:
                 yield from self._score_chunk(list(pool.map(load, chunk)))
 
+    def predict_tiles(self, source: ImageSource, grid: int = 2) -> Prediction:
+        """Score a grid x grid split of the image (each tile resized to the input), plus the
+        whole image, and report the mean probability; per-tile values go into `tiles`.
+
+        Large photos lose most of their pixels in one whole-image resize; tiles keep more detail.
+        """
+        rgb = load_rgb(source)
+        height, width = rgb.shape[:2]
+        crops = [rgb]
+        for row in range(grid):
+            for col in range(grid):
+                crops.append(rgb[row * height // grid:(row + 1) * height // grid,
+                                 col * width // grid:(col + 1) * width // grid])
+        usable = [c for c in crops if min(c.shape[:2]) >= 1]
+        probs = self.probabilities(np.stack([prepare(c, self.spec) for c in usable]))
+        _, warnings = self.prepare(rgb)
+        result = self._result(_source_name(source, 0), float(probs.mean()), warnings)
+        result.tiles = [float(p) for p in probs[1:]]
+        return result
+
+    def gradcam(self, source: ImageSource) -> tuple[np.ndarray, Prediction]:
+        """Grad-CAM (Selvaraju et al. 2017) for the verdict, at the model's input resolution.
+
+        Returns a heatmap in 0..1 showing which regions pushed the score towards the predicted
+        class (FAKE: +logit, REAL: -logit), and the prediction itself.
+        """
+        import tensorflow as tf
+
+        image, warnings = self.prepare(source)
+        if self._cam_model is None:
+            import keras
+
+            layer = self.model.get_layer(gradcam_layer_name(self.model))
+            self._cam_model = keras.Model(self.model.inputs, [layer.output, self.model.output])
+        x = tf.constant(image[None])
+        with tf.GradientTape() as tape:
+            features, logit = self._cam_model(x, training=False)
+            prob = 1.0 / (1.0 + np.exp(-float(logit[0, 0]) / self.temperature))
+            target = logit[0, 0] if prob >= self.threshold else -logit[0, 0]
+        grads = tape.gradient(target, features)[0]
+        weights = tf.reduce_mean(grads, axis=(0, 1))
+        cam = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1))
+        cam = tf.image.resize(cam[..., None], (self.spec.size, self.spec.size), "bilinear")
+        cam = cam.numpy()[..., 0]
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        return cam, self._result(_source_name(source, 0), float(prob), warnings)
+
     def _score_chunk(self, loaded: list) -> Iterator[Prediction]:
         good = [row for row in loaded if row[3] is None]
         probs = self.probabilities(np.stack([row[1] for row in good])) if good else []
@@ -162,3 +215,36 @@ class Detector:
                 yield self._result(name, float(next(by_name)), warnings)
             else:
                 yield Prediction(source=name, threshold=self.threshold, error=error)
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, display: int = 256, alpha: float = 0.45):
+    """Blend a Grad-CAM heatmap over the model's view of the image, enlarged for display."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    base = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).resize(
+        (display, display), Image.Resampling.NEAREST)
+    heat = (colormaps["jet"](cam)[..., :3] * 255).astype(np.uint8)
+    heat = Image.fromarray(heat).resize((display, display), Image.Resampling.BILINEAR)
+    return Image.blend(base, heat, alpha)
+
+
+def gradcam_layer_name(model, min_side: int = 4) -> str:
+    """The last feature map at least `min_side` pixels wide (or the last one at all).
+
+    The head's own input is the natural Grad-CAM layer, but EfficientNetB2 at 32x32 shrinks it
+    to 1x1, which localises nothing; walking back to a 4x4 map keeps the heatmap informative.
+    """
+    from deepfake_detection.models import feature_layer_name
+
+    names = [layer.name for layer in model.layers]
+    last = names.index(feature_layer_name(model))
+    fallback = names[last]
+    for name in reversed(names[: last + 1]):
+        layer = model.get_layer(name)
+        if type(layer).__name__ == "ZeroPadding2D":  # padded borders are not image regions
+            continue
+        shape = layer.output.shape
+        if len(shape) == 4 and shape[1] is not None and shape[1] >= min_side:
+            return name
+    return fallback
