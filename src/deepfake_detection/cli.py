@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,12 +68,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = train(config)
     print(f"saved bundle: {out}")
     if args.evaluate:
-        return _evaluate(out, config.data_dir, out / "report", args.batch_size or 256)
+        from deepfake_detection.bundle import METADATA_FILE
+        from deepfake_detection.evaluation import render_model_card
+
+        report = _evaluate(out, config.data_dir, out / "report", args.batch_size or 256)
+        metadata = json.loads((out / METADATA_FILE).read_text())
+        command = "deepfake-detection " + shlex.join(args.argv)
+        (out / "model_card.md").write_text(render_model_card(metadata, report, command))
     return 0
 
 
-def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int) -> int:
-    import json
+def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int) -> dict:
+    """Evaluate and print the headline figures; returns the report dict."""
 
     from deepfake_detection.bundle import HISTORY_FILE
     from deepfake_detection.detector import Detector
@@ -86,14 +94,15 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int) -> 
           f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
           f"PR-AUC {clean['pr_auc']:.4f}; {len(report['failed_files'])} unreadable file(s)")
     print(f"report: {out / 'report.md'}")
-    return 0
+    return report
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _setup_logging()
     model = Path(args.model) if args.model else None
     out = Path(args.out) if args.out else (model or Path("runs/default")) / "report"
-    return _evaluate(model, _data_dir(args), out, args.batch_size)
+    _evaluate(model, _data_dir(args), out, args.batch_size)
+    return 0
 
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "warnings", "error")
@@ -102,7 +111,6 @@ PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "warni
 def cmd_predict(args: argparse.Namespace) -> int:
     """Score files/folders/globs; exit 0 when all scored, 1 when some could not be read."""
     import csv
-    import json
 
     from tqdm.auto import tqdm
 
@@ -166,6 +174,13 @@ def _print_table(rows: list[dict], out) -> None:
             out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  {note}\n")
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    from deepfake_detection.app import launch
+
+    launch(args.model, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder with train/ and test/, each with REAL/ and FAKE/")
     parser.add_argument("--download", action="store_true",
@@ -219,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="half-width of the 'uncertain' band around the threshold")
     predict.set_defaults(func=cmd_predict)
 
+    app = sub.add_parser("app", help="serve the Gradio web app on localhost")
+    app.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    app.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
+    app.add_argument("--port", type=int, help="default: Gradio's (7860 or the next free)")
+    app.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    app.set_defaults(func=cmd_app)
+
     models = sub.add_parser("models", help="list the registered architectures")
     models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)
     return parser
@@ -232,7 +254,9 @@ def _list_models() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; expected failures print one clear line and exit 2, never a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in model cards as the command that made them
     from deepfake_detection.bundle import BundleError
     from deepfake_detection.config import ConfigError
     from deepfake_detection.data import DataError

@@ -67,6 +67,7 @@ class Detector:
         self.threshold = float(metadata.get("threshold", {}).get("value", 0.5))
         self.temperature = float(metadata.get("calibration", {}).get("temperature", 1.0))
         self.uncertain_margin = uncertain_margin
+        self.bundle_dir: Path | None = None  # set by `load`; where the model card lives
         self._cam_model = None  # built on first Grad-CAM request
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -80,7 +81,9 @@ class Detector:
                 "`deepfake-detection train`"
             )
         model, metadata = bundle.load_bundle(path)
-        return cls(model, metadata, **kwargs)
+        detector = cls(model, metadata, **kwargs)
+        detector.bundle_dir = path if path.is_dir() else path.parent
+        return detector
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw logits for prepared images (N x size x size x 3, 0..255), in inference mode."""

@@ -218,3 +218,48 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Unreadable files (skipped)", ""]
         lines += [f"- `{f['path']}`: {f['reason']}" for f in report["failed_files"][:50]]
     return "\n".join(lines) + "\n"
+
+
+def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
+    """A model card from a bundle's metadata and its test report: what, how, how well, limits."""
+    clean = report["clean"]
+    at = clean["at_threshold"]
+    config = metadata.get("config", {})
+    lines = [
+        f"# Model card: `{metadata.get('architecture')}`",
+        "",
+        f"- **Task:** REAL photograph (0) vs AI-generated image (1), from "
+        f"{metadata['image_spec']['size']}x{metadata['image_spec']['size']} RGB pixels "
+        f"(0..255, `{metadata['image_spec']['resize_method']}` resize, "
+        f"`{metadata['image_spec']['fit']}`).",
+        f"- **Trained on:** `{config.get('data_dir')}` train split: "
+        f"{metadata['data']['train']} for training, {metadata['data']['validation']} held out "
+        f"(seeded, stratified) for validation; weights `{config.get('weights')}`; "
+        f"{metadata['training']['wall_seconds']:.0f} s of training "
+        f"(epochs per phase {metadata['training']['epochs']}).",
+        "- **Adversarial training:** none (this model is not robust to adversarial attacks).",
+        f"- **Threshold:** {metadata['threshold']['value']:.4f}, the "
+        f"{metadata['threshold']['rule']}.",
+        f"- **Reproduce:** `{command}`",
+        "",
+        f"## Test results (`{report['data']}`, {report['counts']['REAL']} REAL, "
+        f"{report['counts']['FAKE']} FAKE)",
+        "",
+        "| accuracy | REAL acc. | FAKE acc. | precision | recall | F1 | ROC-AUC | PR-AUC |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {at['accuracy']:.4f} | {at['per_class_accuracy']['REAL']:.4f} | "
+        f"{at['per_class_accuracy']['FAKE']:.4f} | {at['precision']:.4f} | {at['recall']:.4f} | "
+        f"{at['f1']:.4f} | {clean['roc_auc']:.4f} | {clean['pr_auc']:.4f} |",
+        "",
+        "Per source (file-name prefix): " + ", ".join(
+            f"{g} {row['accuracy']:.3f}" for g, row in clean["per_group"].items()) + ".",
+        "",
+        "## Limits",
+        "",
+        "- Trained on small (32x32) Stable Diffusion 1.x images against CIFAR-10, COCO and "
+        "ImageNet photos; many fakes are art-styled, so part of what it learned may be "
+        "'art vs photo'. Other generators, larger images shrunk to its input, heavy editing or "
+        "recompression can fool it.",
+        "- A probability is evidence, not proof; do not use it alone to accuse anyone.",
+    ]
+    return "\n".join(lines) + "\n"

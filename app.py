@@ -1,0 +1,16 @@
+"""Hugging Face Spaces entry point: the same app on the bundled detector.
+
+Spaces runs `python app.py`; `src/` is put on the path so the package works without installing.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+from deepfake_detection.app import MAX_FILE_SIZE, build_demo  # noqa: E402
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch(server_name="0.0.0.0", max_file_size=MAX_FILE_SIZE)

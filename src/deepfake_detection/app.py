@@ -1,0 +1,140 @@
+"""Gradio web app: upload images, get a verdict, its probability, Grad-CAM and the model card.
+
+A thin front end: everything it shows comes from one `Detector`, the same as the CLI's.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from deepfake_detection.detector import Detector, overlay
+from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError
+
+MAX_FILE_SIZE = "25mb"
+VERDICT_TEXT = {
+    "fake": "## Likely AI-generated",
+    "real": "## Likely a real photograph",
+    "uncertain": "## Uncertain",
+}
+EXAMPLE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sd-vs-real-32"
+
+
+def model_card(detector: Detector) -> str:
+    """The bundle's model card if it has one, else a summary built from its metadata."""
+    card = detector.bundle_dir / "model_card.md" if detector.bundle_dir else None
+    if card and card.is_file():
+        return card.read_text()
+    meta = detector.metadata
+    val = meta.get("validation_metrics", {})
+    lines = [
+        f"**Architecture:** `{meta.get('architecture', 'unknown')}` at "
+        f"{detector.spec.size}x{detector.spec.size} pixels.",
+        f"**Decision threshold:** {detector.threshold:.3f} "
+        f"({meta.get('threshold', {}).get('rule', 'not recorded')}).",
+        f"**Trained on:** {meta.get('config', {}).get('data_dir', 'unknown')} "
+        f"({meta.get('data', {}).get('train', {})} images).",
+    ]
+    if val:
+        lines.append(f"**Validation:** ROC-AUC {val.get('roc_auc', float('nan')):.3f}, accuracy "
+                     f"{val.get('at_threshold', {}).get('accuracy', float('nan')):.3f}.")
+    lines.append("**Limits:** trained on small Stable Diffusion vs photo images; other "
+                 "generators, heavy editing or recompression can fool it.")
+    return "\n\n".join(lines)
+
+
+def analyze(detector: Detector, path: str | None) -> tuple[str, dict, Any, str, dict]:
+    """One image -> (verdict text, class probabilities, Grad-CAM overlay, warnings, details)."""
+    import gradio as gr
+
+    if not path:
+        raise gr.Error("Upload an image first.")
+    try:
+        cam, result = detector.gradcam(path)
+        image, _ = detector.prepare(path)
+    except ImageError as error:
+        raise gr.Error(f"Could not read this image: {error}") from error
+    text = (f"{VERDICT_TEXT[result.verdict]}\n\nProbability it is AI-generated: "
+            f"**{result.prob_fake:.1%}** (threshold {result.threshold:.1%}; 'uncertain' within "
+            f"±{detector.uncertain_margin:.0%} of it).")
+    warnings = "\n".join(f"- {w}" for w in result.warnings) or "No warnings."
+    label = {"AI-generated (FAKE)": result.prob_fake, "Real photo (REAL)": 1 - result.prob_fake}
+    details = result.to_dict()
+    details["source"] = Path(path).name
+    return text, label, overlay(image, cam), warnings, details
+
+
+def predict_files(detector: Detector, paths: list[str] | None) -> list[dict]:
+    """Several images -> the same records as `deepfake-detection predict --json`."""
+    rows = [r.to_dict() for r in detector.predict_many(list(paths or []))]
+    for row in rows:
+        row["source"] = Path(row["source"]).name
+    return rows
+
+
+def _table(rows: list[dict]) -> list[list]:
+    return [[r["source"], r["verdict"] or "error",
+             None if r["prob_fake"] is None else round(r["prob_fake"], 4),
+             r["error"] or "; ".join(r["warnings"])] for r in rows]
+
+
+def example_images(count: int = 4) -> list[str]:
+    """A few test-split images from the shared data, read in place (nothing is committed)."""
+    examples: list[str] = []
+    for cls in ("REAL", "FAKE"):
+        folder = EXAMPLE_DIR / "test" / cls
+        if folder.is_dir():
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            examples += [str(p) for p in random.Random(0).sample(files, min(count // 2,
+                                                                              len(files)))]
+    return examples
+
+
+def build_demo(detector: Detector | None = None):
+    """The Gradio Blocks app around a Detector (default: the bundled one)."""
+    import gradio as gr
+
+    detector = detector or Detector.load()
+    with gr.Blocks(title="deepfake-detection") as demo:
+        gr.Markdown("# Real photo or AI-generated?\nUpload an image to check it. The heatmap "
+                    "shows which regions drove the verdict (Grad-CAM).")
+        with gr.Tab("One image"):
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(type="filepath", image_mode=None, label="Image",
+                                     sources=["upload", "clipboard", "webcam"])
+                    button = gr.Button("Check image", variant="primary")
+                    examples = example_images()
+                    if examples:
+                        gr.Examples(examples, inputs=image, label="Test-split examples")
+                with gr.Column():
+                    verdict = gr.Markdown(elem_id="verdict")
+                    probs = gr.Label(label="Probability", num_top_classes=2)
+                    cam = gr.Image(label="Grad-CAM: evidence for the verdict", type="pil")
+                    warnings = gr.Markdown()
+                    with gr.Accordion("Details (JSON)", open=False):
+                        details = gr.JSON()
+            button.click(lambda p: analyze(detector, p), image,
+                         [verdict, probs, cam, warnings, details], api_name="analyze")
+        with gr.Tab("Several images"):
+            files = gr.File(file_count="multiple", label="Images")
+            run = gr.Button("Check all", variant="primary")
+            table = gr.Dataframe(headers=["image", "verdict", "P(fake)", "note"],
+                                 interactive=False)
+            records = gr.JSON(label="Results (JSON)")
+            run.click(lambda p: predict_files(detector, p), files, records,
+                      api_name="predict").then(_table, records, table, api_visibility="private")
+        with gr.Accordion("Model card", open=False):
+            gr.Markdown(model_card(detector))
+    return demo
+
+
+def launch(model: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+           share: bool = False, block: bool = True):
+    """Serve the app; uploads above MAX_FILE_SIZE are refused by Gradio before reaching us."""
+    detector = Detector.load(model)
+    demo = build_demo(detector)
+    demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
+                prevent_thread_lock=not block, show_error=True)
+    return demo
