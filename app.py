@@ -3,6 +3,7 @@
 Spaces runs `python app.py`; `src/` is put on the path so the package works without installing.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,4 +14,6 @@ from deepfake_detection.app import MAX_FILE_SIZE, build_demo  # noqa: E402
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch(server_name="0.0.0.0", max_file_size=MAX_FILE_SIZE)
+    # Spaces needs 0.0.0.0; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override as usual.
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                max_file_size=MAX_FILE_SIZE)

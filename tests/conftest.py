@@ -64,3 +64,23 @@ def tiny_dataset(tmp_path: Path) -> Path:
     write_split(root / "train", 40, rng)
     write_split(root / "test", 12, rng)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> tuple[Path, Path]:
+    """(root, bundle): a resnet_small trained a few epochs on synthetic data under root/data."""
+    from deepfake_detection.config import PhaseConfig, TrainConfig
+    from deepfake_detection.training import train
+
+    root = tmp_path_factory.mktemp("e2e")
+    rng = np.random.default_rng(0)
+    write_split(root / "data" / "train", 40, rng)
+    write_split(root / "data" / "test", 12, rng)
+    config = TrainConfig(
+        data_dir=str(root / "data"), output_dir=str(root / "bundle"), arch="resnet_small",
+        weights="none", batch_size=16, export_stem=str(root / "models" / "final_model"),
+        phases=[PhaseConfig("frozen_base", 4, 3e-3, freeze_base=True),
+                PhaseConfig("adversarial", 2, 1e-4, adversarial=True),
+                PhaseConfig("fine_tune", 1, 1e-4)],
+    )
+    return root, train(config)

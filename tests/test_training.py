@@ -32,16 +32,9 @@ def tiny_config(data_dir, out, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from .conftest import write_split
-
-    root = tmp_path_factory.mktemp("e2e")
-    rng = np.random.default_rng(0)
-    write_split(root / "data" / "train", 40, rng)
-    write_split(root / "data" / "test", 12, rng)
-    out = train(tiny_config(root / "data", root / "bundle"))
-    return root, out
+@pytest.fixture
+def trained(tiny_bundle):
+    return tiny_bundle
 
 
 def test_config_round_trip_and_rejects_typos(tmp_path):

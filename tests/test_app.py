@@ -1,0 +1,140 @@
+"""The Gradio app as a real localhost server: gradio_client calls, Spaces' app.py, a browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from deepfake_detection.app import launch, model_card
+from deepfake_detection.detector import Detector
+
+from .conftest import REPO
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {seconds:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def served(tiny_bundle):
+    port = free_port()
+    demo = launch(str(tiny_bundle[1]), host="127.0.0.1", port=port, block=False)
+    detector = Detector.load(tiny_bundle[1])
+    url = f"http://127.0.0.1:{port}/"
+    wait_for(url)
+    yield url, detector, tiny_bundle[0]
+    demo.close()
+
+
+def _images(root, cls="FAKE", n=2):
+    return sorted(str(p) for p in (root / "data" / "test" / cls).iterdir())[:n]
+
+
+def test_client_analyze_matches_the_detector(served):
+    url, detector, root = served
+    client = gradio_client.Client(url, verbose=False)
+    path = _images(root)[0]
+    text, label, cam, warnings, details = client.predict(
+        gradio_client.handle_file(path), api_name="/analyze")
+    expected = detector.predict(path)
+    assert details["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
+    assert details["verdict"] == expected.verdict and f"{expected.prob_fake:.1%}" in text
+    assert os.path.isfile(cam) and warnings
+
+
+def test_client_predict_matches_the_cli_records(served):
+    url, detector, root = served
+    client = gradio_client.Client(url, verbose=False)
+    paths = _images(root, "REAL", 3)
+    rows = client.predict([gradio_client.handle_file(p) for p in paths], api_name="/predict")
+    expected = [detector.predict(p) for p in paths]
+    assert [r["prob_fake"] for r in rows] == pytest.approx([e.prob_fake for e in expected],
+                                                           abs=1e-5)
+
+
+def test_corrupt_upload_gives_a_message_not_a_crash(served, tmp_path):
+    url, _, root = served
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    client = gradio_client.Client(url, verbose=False)
+    rows = client.predict([gradio_client.handle_file(str(bad)),
+                           gradio_client.handle_file(_images(root)[0])], api_name="/predict")
+    assert "not an image" in rows[0]["error"] and rows[1]["error"] is None
+
+
+def test_oversized_upload_is_refused(served, tmp_path):
+    url, _, _ = served
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (26 * 2**20))
+    client = gradio_client.Client(url, verbose=False)
+    with pytest.raises(Exception, match="(?i)size|large"):
+        client.predict([gradio_client.handle_file(str(big))], api_name="/predict")
+
+
+def test_model_card_summarises_the_bundle(tiny_bundle):
+    card = model_card(Detector.load(tiny_bundle[1]))
+    assert "resnet_small" in card and "threshold" in card.lower()
+
+
+def test_spaces_app_py_serves_the_bundled_detector(tmp_path):
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/", 180)
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        image = tmp_path / "x.png"
+        from PIL import Image
+
+        Image.new("RGB", (32, 32), (120, 130, 140)).save(image)
+        rows = client.predict([gradio_client.handle_file(str(image))], api_name="/predict")
+        assert rows[0]["verdict"] == Detector.load().predict(image).verdict
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        if os.environ.get("DFD_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is missing but DFD_REQUIRE_BROWSER=1 (see scripts/test.sh)")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    pytest.importorskip("playwright")
+    return path
+
+
+def test_browser_upload_shows_the_verdict(served, tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from screenshot_app import screenshot_verdict
+
+    url, detector, root = served
+    path = _images(root)[0]
+    text = screenshot_verdict(url, path, tmp_path / "shot.png", chromium_path())
+    assert "Probability it is AI-generated" in text
+    assert f"{detector.predict(path).prob_fake:.1%}" in text
+    assert (tmp_path / "shot.png").stat().st_size > 10_000

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_detection.bundle import BundleError
+from deepfake_detection.detector import DEFAULT_BUNDLE, Detector, overlay
+from deepfake_detection.imaging import ImageError
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_bundle):
+    return Detector.load(tiny_bundle[1])
+
+
+def _file(tmp_path, image: Image.Image, name: str, **kwargs) -> str:
+    path = tmp_path / name
+    image.save(path, **kwargs)
+    return str(path)
+
+
+def test_formats_modes_and_sizes_all_score(detector, tmp_path):
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8))
+    sources = [
+        _file(tmp_path, rgb, "a.jpg"), _file(tmp_path, rgb.convert("RGBA"), "b.png"),
+        _file(tmp_path, rgb.convert("L"), "c.png"), _file(tmp_path, rgb.convert("CMYK"), "d.jpg"),
+        _file(tmp_path, rgb, "e.webp"), _file(tmp_path, rgb, "f.bmp"),
+        _file(tmp_path, rgb.convert("P"), "g.gif"), _file(tmp_path, rgb, "h.tiff"),
+        _file(tmp_path, Image.fromarray(np.full((8, 8), 40000, np.uint16), "I;16"), "i.png"),
+        _file(tmp_path, Image.new("RGB", (1, 1), "red"), "one.png"),
+        rgb, np.asarray(rgb), _encode(rgb),
+    ]
+    for source in sources:
+        result = detector.predict(source)
+        assert 0.0 <= result.prob_fake <= 1.0 and result.verdict in ("real", "uncertain", "fake")
+        assert result.label == ("FAKE" if result.prob_fake >= detector.threshold else "REAL")
+
+
+def _encode(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_huge_and_tiny_images_warn(detector, tmp_path):
+    huge = _file(tmp_path, Image.new("RGB", (10000, 10000), (90, 120, 150)), "huge.png")
+    assert any("shrunk 312x" in w for w in detector.predict(huge).warnings)
+    assert any("enlarged 32x" in w for w in detector.predict(Image.new("RGB", (1, 1))).warnings)
+    wide = detector.predict(Image.new("RGB", (64, 32)))
+    assert any("centre 32px square" in w for w in wide.warnings)
+
+
+def test_truncated_file_raises_a_clear_error(detector, tmp_path):
+    path = tmp_path / "t.jpg"
+    path.write_bytes(_encode(Image.new("RGB", (64, 64)))[:60])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        detector.predict(path)
+
+
+def test_predict_many_keeps_order_and_reports_bad_files(detector, tiny_bundle, tmp_path):
+    good = sorted(str(p) for p in (tiny_bundle[0] / "data" / "test" / "FAKE").iterdir())[:3]
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    results = list(detector.predict_many([good[0], str(bad), *good[1:]], batch_size=2))
+    assert [r.source for r in results] == [good[0], str(bad), *good[1:]]
+    assert results[1].error and np.isnan(results[1].prob_fake)
+    assert json.loads(json.dumps(results[1].to_dict()))["prob_fake"] is None
+    single = detector.predict(good[1]).prob_fake
+    assert results[2].prob_fake == pytest.approx(single, abs=1e-6)
+
+
+def test_verdict_band_is_centred_on_the_threshold(detector):
+    t, m = detector.threshold, detector.uncertain_margin
+    assert detector.verdict(min(1.0, t + m + 1e-6)) in ("fake", "uncertain")
+    assert detector.verdict(t) == "uncertain"
+    assert detector.verdict(max(0.0, t - m - 1e-3)) == "real" or t - m <= 0
+
+
+def test_temperature_changes_probabilities_not_ranking(tiny_bundle):
+    a = Detector.load(tiny_bundle[1])
+    b = Detector.load(tiny_bundle[1])
+    b.temperature = 2.0
+    x = np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+    pa, pb = a.probabilities(x), b.probabilities(x)
+    assert np.array_equal(np.argsort(pa), np.argsort(pb))
+    assert np.all(np.abs(pb - 0.5) <= np.abs(pa - 0.5) + 1e-12)
+
+
+def test_gradcam_is_a_normalised_map_for_the_verdict(detector, tiny_bundle):
+    path = sorted((tiny_bundle[0] / "data" / "test" / "FAKE").iterdir())[0]
+    cam, result = detector.gradcam(path)
+    assert cam.shape == (32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
+    assert result.prob_fake == pytest.approx(detector.predict(path).prob_fake, abs=1e-5)
+    image, _ = detector.prepare(path)
+    shown = overlay(image, cam)
+    assert shown.size == (256, 256) and shown.mode == "RGB"
+
+
+def test_tiles_score_each_part(detector):
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[32:, 32:] = 255
+    result = detector.predict_tiles(image, grid=2)
+    assert len(result.tiles) == 4
+    expected = np.mean([detector.predict(image).prob_fake, *result.tiles])
+    assert result.prob_fake == pytest.approx(expected, abs=1e-6)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(BundleError, match="no such model bundle"):
+        Detector.load(tmp_path / "none")
+
+
+def test_the_bundled_detector_loads():
+    if not DEFAULT_BUNDLE.exists():
+        pytest.fail(f"the repository should ship a detector at {DEFAULT_BUNDLE}")
+    detector = Detector.load()
+    assert detector.spec.size == 32 and 0 < detector.threshold < 1
+    assert (DEFAULT_BUNDLE / "model_card.md").is_file()
