@@ -34,3 +34,30 @@ def test_train_and_evaluate_on_a_slice(sd32, tmp_path):
     assert set(clean["per_group"]) == {"cifar", "coco", "imagenet", "ddb", "sd15"}
     cm = np.asarray(clean["at_threshold"]["confusion_matrix"])
     assert cm.sum() == 1480
+
+
+def test_predict_cli_accuracy_matches_evaluate(sd32, tiny_bundle, tmp_path):
+    """Verdicts from `predict` and figures from `evaluate` come from the same Detector."""
+    from deepfake_detection import cli
+
+    _, model = tiny_bundle
+    out = tmp_path / "p.json"
+    assert cli.main(["predict", str(sd32 / "test"), "--model", str(model), "--json",
+                     "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    correct = [("/FAKE/" in r["source"]) == (r["label"] == "FAKE") for r in rows]
+    report = evaluate(Detector.load(model), sd32, tmp_path / "report", progress=False)
+    assert len(rows) == 1480
+    assert np.mean(correct) == report["clean"]["at_threshold"]["accuracy"]
+
+
+def test_large_images_are_resized_for_training(tmp_path):
+    from .conftest import shared_dataset
+
+    sd256 = shared_dataset("sd-vs-real-256")
+    assert data.discover(sd256 / "test").counts() == {"REAL": 160, "FAKE": 740}
+    config = tiny_config(sd256, tmp_path / "b", max_images_per_class=20, export_stem="",
+                         phases=tiny_config(sd256, tmp_path).phases[:1])
+    config.phases[0].epochs = 1
+    meta = json.loads((train(config) / "metadata.json").read_text())
+    assert meta["image_spec"]["size"] == 32 and meta["data"]["train"] == {"REAL": 16, "FAKE": 16}

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
     log.info("phase %s: up to %d epochs, Adam %.0e, label smoothing %.2f, base %s",
              phase.name, phase.epochs, phase.learning_rate, phase.label_smoothing,
              "frozen" if freeze else "trainable")
+    # With bad files dropped on the fly the epoch length is unknown until the first one ends;
+    # Keras then warns that the input "ran out of data", which is expected here.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
     history = model.fit(
         train_ds,
         validation_data=val_ds,
