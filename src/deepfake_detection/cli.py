@@ -78,7 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int) -> dict:
+def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
+              attack: dict | None = None) -> dict:
     """Evaluate and print the headline figures; returns the report dict."""
 
     from deepfake_detection.bundle import HISTORY_FILE
@@ -88,7 +89,8 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int) -> 
     detector = Detector.load(model)
     history_file = Path(model or "") / HISTORY_FILE
     history = json.loads(history_file.read_text()) if model and history_file.is_file() else None
-    report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size)
+    report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size,
+                      attack=attack)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
           f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
@@ -101,7 +103,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _setup_logging()
     model = Path(args.model) if args.model else None
     out = Path(args.out) if args.out else (model or Path("runs/default")) / "report"
-    _evaluate(model, _data_dir(args), out, args.batch_size)
+    attack = None
+    if args.attacks:
+        from deepfake_detection.attacks import parse_eps
+
+        attack = {"eps255": parse_eps(args.eps), "subset": args.attack_subset,
+                  "pgd_steps": args.pgd_steps, "seed": args.seed}
+    _evaluate(model, _data_dir(args), out, args.batch_size, attack)
     return 0
 
 
@@ -218,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="bundle folder (default: the bundled detector)")
     evaluate.add_argument("--out", help="report folder (default MODEL/report)")
     evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--attacks", action="store_true",
+                          help="add FGSM/PGD scenarios and an eps sweep (ART, L-inf)")
+    evaluate.add_argument("--eps", default="8/255",
+                          help="FGSM eps of the scenarios, in /255 units: 8/255 or 8")
+    evaluate.add_argument("--attack-subset", type=int, default=0, metavar="N",
+                          help="attack a seeded, balanced subset of N test images (0 = all)")
+    evaluate.add_argument("--pgd-steps", type=int, default=10)
+    evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = sub.add_parser("predict", help="score image files, folders or globs")

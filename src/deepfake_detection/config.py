@@ -28,7 +28,8 @@ class PhaseConfig:
         freeze_base: bool. Train only the classification head (ignored, with a log line, when the
             base has random weights: freezing random features is meaningless).
         label_smoothing: float. Binary cross-entropy label smoothing.
-        adversarial: bool. Marks the adversarial-training phase; skipped until attacks exist.
+        adversarial: bool. Marks the adversarial-training phase: each batch mixes in attacks
+            made against the current weights (see the `adv_*` fields of TrainConfig).
     """
 
     name: str
@@ -75,6 +76,15 @@ class TrainConfig:
             never caches; decoding then happens every epoch (needed for huge sets).
         cache_limit_mb: int. Memory budget for the `auto` cache.
         max_images_per_class: int. Cap per class and split (0 = all); for smoke runs and tests.
+        adv_attack: str. `fgsm_rs` (FGSM from a random start, 2 passes a batch) or `pgd`.
+        adv_eps: float. L-inf budget in 1/255 of the pixel range.
+        adv_steps: int. PGD iterations (ignored by `fgsm_rs`).
+        adv_step_size: float. PGD step in 1/255 units.
+        adv_ratio: float. Share of each batch replaced by its adversarial version.
+        adv_carry_through: bool. Keep adversarial batches in every phase after the adversarial
+            one (the fine-tune), so the saved model is the robust one.
+        adv_monitor_images: int. Validation images attacked with PGD after each adversarial
+            epoch, to detect catastrophic overfitting (0 to skip).
         export_stem: str. Also write `<stem>.keras` and legacy `<stem>.h5` (the original
             project's `models/final_model.h5`); empty to skip.
     """
@@ -99,6 +109,13 @@ class TrainConfig:
     cache: str = "auto"
     cache_limit_mb: int = 2048
     max_images_per_class: int = 0
+    adv_attack: str = "fgsm_rs"
+    adv_eps: float = 8.0
+    adv_steps: int = 7
+    adv_step_size: float = 2.0
+    adv_ratio: float = 0.3
+    adv_carry_through: bool = True
+    adv_monitor_images: int = 256
     export_stem: str = "models/final_model"
 
     def to_dict(self) -> dict[str, Any]:

@@ -72,8 +72,12 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, paths: list[str],
 
 def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
              history: dict | None = None, batch_size: int = 256,
-             progress: bool = True) -> dict[str, Any]:
-    """Evaluate on a folder's test split and write metrics.json, report.md and plots."""
+             progress: bool = True, attack: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate on a folder's test split and write metrics.json, report.md and plots.
+
+    `attack` (keys of `robustness.evaluate_attacks`: eps255, subset, pgd_steps, seed) adds the
+    adversarial scenarios and the eps sweep.
+    """
     split_dir = resolve_split(directory)
     scored = score_split(detector, split_dir, batch_size, progress)
     if len(np.unique(scored["labels"])) < 2:
@@ -104,6 +108,13 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
                              f"{scored['probs'][i]:.6f}"])
     report["plots"] = write_plots(scored["labels"], scored["probs"], detector.threshold,
                                   report["clean"], out, history)
+    if attack:
+        from deepfake_detection import robustness
+
+        report["adversarial"] = robustness.evaluate_attacks(
+            detector, scored["paths"], scored["labels"], progress=progress, **attack)
+        report["plots"].append(robustness.plot_sweep(
+            {"detector": report["adversarial"]["sweep"]}, out / "robustness_curve.png"))
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(render_markdown(report))
     return report
@@ -213,11 +224,28 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for group, row in clean["per_group"].items():
         lines.append(f"| {group} | {row['true_class']} | {row['n']} | {row['accuracy']:.4f} |")
+    if "adversarial" in report:
+        lines += _render_adversarial(report["adversarial"])
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
     if report["failed_files"]:
         lines += ["", "## Unreadable files (skipped)", ""]
         lines += [f"- `{f['path']}`: {f['reason']}" for f in report["failed_files"][:50]]
     return "\n".join(lines) + "\n"
+
+
+def _render_adversarial(adversarial: dict[str, Any]) -> list[str]:
+    from deepfake_detection.robustness import render_sweep
+
+    s = adversarial["scenarios"]
+    lines = ["", "## Adversarial robustness", "", f"Scenarios ({s['threat_model']}):", "",
+             "| scenario | n | accuracy | F1 | ROC-AUC |", "|---|---|---|---|---|"]
+    for name in ("standard", "adversarial", "mixed"):
+        m = s[name]
+        lines.append(f"| {name} | {m['at_threshold']['n']} | {m['at_threshold']['accuracy']:.4f}"
+                     f" | {m['at_threshold']['f1']:.4f} | {m['roc_auc']:.4f} |")
+    return lines + ["", "Sweep (white-box, L-inf, untargeted, true labels; PGD from a random "
+                    "start with step 2.5*eps/steps):", ""] + render_sweep("detector",
+                                                                          adversarial["sweep"])
 
 
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:

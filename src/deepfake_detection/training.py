@@ -13,9 +13,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepfake_detection import bundle, data
+from deepfake_detection import attacks, bundle, data
 from deepfake_detection.config import PhaseConfig, TrainConfig
-from deepfake_detection.imaging import ImageSpec
+from deepfake_detection.imaging import ImageSpec, load_prepared
 from deepfake_detection.metrics import best_f1_threshold, classification_metrics, ranking_metrics
 from deepfake_detection.models import build_model, set_base_trainable
 
@@ -54,36 +54,119 @@ def _callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
     ]
 
 
-def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, weights) -> dict:
+class AdversarialModel(keras.Model):
+    """Trains `inner` on batches whose first `ratio` share is replaced by adversarial examples
+    made, in-graph, against the current weights (never precomputed against an older model)."""
+
+    def __init__(self, inner: keras.Model, config: TrainConfig, pixel_range=(0.0, 255.0)):
+        super().__init__()
+        self.inner = inner
+        self.attack = config.adv_attack
+        self.eps = attacks.eps_to_pixels(config.adv_eps, pixel_range)
+        self.step = attacks.eps_to_pixels(config.adv_step_size, pixel_range)
+        self.steps = config.adv_steps
+        self.ratio = config.adv_ratio
+        self.pixel_range = pixel_range
+        if self.attack not in ("fgsm_rs", "pgd"):
+            raise ValueError(f"adv_attack must be 'fgsm_rs' or 'pgd', not {self.attack!r}")
+
+    def call(self, x, training=False):
+        return self.inner(x, training=training)
+
+    def adversarial(self, x, y):
+        if self.attack == "pgd":
+            return attacks.pgd_tf(self.inner, x, y, self.eps, self.steps, self.step,
+                                  self.pixel_range)
+        return attacks.fgsm_tf(self.inner, x, y, self.eps, self.pixel_range, random_start=True)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        n_adv = tf.cast(tf.round(self.ratio * tf.cast(tf.shape(x)[0], tf.float32)), tf.int32)
+        mask = tf.range(tf.shape(x)[0]) < n_adv
+        x = tf.where(mask[:, None, None, None], self.adversarial(x, y), x)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                     training=True)
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        for metric in self.metrics:  # compute_loss does not feed the loss tracker itself
+            if metric.name == "loss":
+                metric.update_state(loss)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+class RobustnessMonitor(keras.callbacks.Callback):
+    """After each epoch, clean / FGSM / PGD accuracy on a fixed validation subset.
+
+    FGSM training can overfit catastrophically: PGD accuracy collapses while FGSM accuracy stays
+    high (Wong et al. 2020). Recording both per epoch makes that visible and detectable.
+    """
+
+    def __init__(self, inner: keras.Model, x: np.ndarray, y: np.ndarray, config: TrainConfig):
+        super().__init__()
+        self.inner, self.x, self.y = inner, x, y.astype(np.float32)
+        self.eps = attacks.eps_to_pixels(config.adv_eps)
+        self.step = attacks.eps_to_pixels(config.adv_step_size)
+        self.steps = max(config.adv_steps, 10)
+
+    def _accuracy(self, x) -> float:
+        logits = np.asarray(self.inner(x, training=False)).reshape(-1)
+        return float(((logits >= 0) == self.y.astype(bool)).mean())
+
+    def on_epoch_end(self, epoch, logs=None):
+        fgsm = attacks.fgsm_tf(self.inner, self.x, self.y, self.eps)
+        pgd = attacks.pgd_tf(self.inner, self.x, self.y, self.eps, self.steps, self.step, seed=0)
+        if logs is not None:
+            logs.update(val_clean_subset_acc=self._accuracy(self.x),
+                        val_fgsm_acc=self._accuracy(fgsm), val_pgd_acc=self._accuracy(pgd))
+            log.info("epoch %d robustness at %g/255: clean %.3f, FGSM %.3f, PGD-%d %.3f",
+                     epoch + 1, self.eps, logs["val_clean_subset_acc"], logs["val_fgsm_acc"],
+                     self.steps, logs["val_pgd_acc"])
+
+
+def catastrophic_overfitting(history: dict[str, dict]) -> bool:
+    """PGD accuracy fell 20+ points below its best while FGSM accuracy did not fall as much."""
+    pgd = [v for h in history.values() for v in h.get("val_pgd_acc", [])]
+    fgsm = [v for h in history.values() for v in h.get("val_fgsm_acc", [])]
+    if len(pgd) < 2:
+        return False
+    best = int(np.argmax(pgd))
+    drop_pgd = pgd[best] - min(pgd[best:])
+    last = best + int(np.argmin(pgd[best:]))
+    return drop_pgd >= 0.2 and fgsm[best] - fgsm[last] < drop_pgd / 2
+
+
+def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, weights,
+              adversarial: bool = False, monitor: RobustnessMonitor | None = None) -> dict:
     """Train one phase and return its per-epoch history (empty when the phase is skipped)."""
     if phase.epochs <= 0:
         log.info("phase %s: 0 epochs, skipped", phase.name)
-        return {}
-    if phase.adversarial:
-        log.warning(
-            "phase %s skipped: adversarial training is not implemented yet (the robustness "
-            "issue adds it); the saved model is NOT adversarially trained", phase.name
-        )
         return {}
     freeze = phase.freeze_base and config.weights != "none"
     if phase.freeze_base and not freeze:
         log.info("phase %s: base has random weights (--weights none), so it trains the whole "
                  "network instead of freezing the base", phase.name)
     set_base_trainable(model, not freeze)
-    _compile(model, phase)
-    log.info("phase %s: up to %d epochs, Adam %.0e, label smoothing %.2f, base %s",
+    fit_model = AdversarialModel(model, config) if adversarial else model
+    _compile(fit_model, phase)
+    log.info("phase %s: up to %d epochs, Adam %.0e, label smoothing %.2f, base %s, %s",
              phase.name, phase.epochs, phase.learning_rate, phase.label_smoothing,
-             "frozen" if freeze else "trainable")
+             "frozen" if freeze else "trainable",
+             f"adversarial ({config.adv_attack}, eps {config.adv_eps}/255, "
+             f"{config.adv_ratio:.0%} of each batch)" if adversarial else "clean batches")
     # With bad files dropped on the fly the epoch length is unknown until the first one ends;
     # Keras then warns that the input "ran out of data", which is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    history = model.fit(
+    history = fit_model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=phase.epochs,
         class_weight=weights,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=_callbacks(config),
+        callbacks=([monitor] if monitor and adversarial else []) + _callbacks(config),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -93,6 +176,19 @@ def predict_probs(model: keras.Model, dataset) -> np.ndarray:
     """Sigmoid of the logits over an images-only dataset, in inference mode."""
     logits = [np.asarray(model(batch, training=False)).reshape(-1) for batch in dataset]
     return 1.0 / (1.0 + np.exp(-np.concatenate(logits).astype(np.float64)))
+
+
+def _robustness_monitor(model, val_files: data.FileList, spec: ImageSpec,
+                        config: TrainConfig) -> RobustnessMonitor | None:
+    """A seeded random validation subset for the robustness monitor (None if not needed)."""
+    if not config.adv_monitor_images or not any(p.adversarial and p.epochs for p in
+                                                config.phases):
+        return None
+    rng = np.random.default_rng(config.seed)
+    n = min(config.adv_monitor_images, len(val_files.paths))
+    idx = np.sort(rng.choice(len(val_files.paths), n, replace=False))
+    x = np.stack([load_prepared(val_files.paths[i], spec) for i in idx])
+    return RobustnessMonitor(model, x, val_files.labels[idx], config)
 
 
 def _resolve_splits(config: TrainConfig) -> tuple[data.FileList, data.FileList, list]:
@@ -105,6 +201,7 @@ def _resolve_splits(config: TrainConfig) -> tuple[data.FileList, data.FileList, 
 def train(config: TrainConfig) -> Path:
     """Run the whole recipe and save a bundle into `config.output_dir`; returns that folder."""
     started = time.time()
+    commit = bundle.git_commit()  # the code that runs, not what HEAD is when training ends
     keras.utils.set_random_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,9 +225,14 @@ def train(config: TrainConfig) -> Path:
                                cache=cache)
 
     model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
+    monitor = _robustness_monitor(model, val_files, spec, config)
     history: dict[str, Any] = {}
+    adversarial_ran = False
     for phase in config.phases:
-        history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights)
+        adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
+        history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights,
+                                        adversarial, monitor)
+        adversarial_ran |= phase.adversarial and bool(history[phase.name])
     train_seconds = time.time() - started
 
     val_images = val_ds.map(lambda x, y: x)
@@ -145,6 +247,13 @@ def train(config: TrainConfig) -> Path:
         "class_names": list(data.CLASS_NAMES),
         "threshold": threshold,
         "calibration": {"method": "none", "temperature": 1.0},
+        "adversarial_training": {
+            "applied": adversarial_ran,
+            "threat_model": f"L-inf, eps {config.adv_eps}/255, {config.adv_attack}"
+            + (f" ({config.adv_steps} steps of {config.adv_step_size}/255)"
+               if config.adv_attack == "pgd" else "") + f", {config.adv_ratio:.0%} of batches",
+            "catastrophic_overfitting": catastrophic_overfitting(history),
+        },
         "config": config.to_dict(),
         "data": {
             "train": train_files.counts(),
@@ -162,7 +271,7 @@ def train(config: TrainConfig) -> Path:
         "training": {"wall_seconds": train_seconds,
                      "epochs": {k: len(v.get("loss", [])) for k, v in history.items()}},
         "versions": bundle.library_versions(),
-        "git_commit": bundle.git_commit(),
+        "git_commit": commit,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     bundle.save_bundle(model, out, metadata, check_batch)
