@@ -80,7 +80,7 @@ def tiny_bundle(tmp_path_factory) -> tuple[Path, Path]:
         data_dir=str(root / "data"), output_dir=str(root / "bundle"), arch="resnet_small",
         weights="none", batch_size=16, export_stem=str(root / "models" / "final_model"),
         phases=[PhaseConfig("frozen_base", 4, 3e-3, freeze_base=True),
-                PhaseConfig("adversarial", 2, 1e-4, adversarial=True),
+                PhaseConfig("adversarial", 0, 1e-4, adversarial=True),
                 PhaseConfig("fine_tune", 1, 1e-4)],
     )
     return root, train(config)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from deepfake_detection import data
+from deepfake_detection import data, robustness
+from deepfake_detection.config import PhaseConfig
 from deepfake_detection.detector import Detector
 from deepfake_detection.evaluation import evaluate
 from deepfake_detection.training import train
 
+from .conftest import shared_dataset
 from .test_training import tiny_config
 
 
@@ -21,9 +24,18 @@ def test_discovery_matches_the_documented_counts(sd32):
     assert {data.group_of(p) for p in test.paths} == {"cifar", "coco", "imagenet", "ddb", "sd15"}
 
 
-def test_train_and_evaluate_on_a_slice(sd32, tmp_path):
-    config = tiny_config(sd32, tmp_path / "bundle", max_images_per_class=150, batch_size=32)
-    out = train(config)
+@pytest.fixture(scope="module")
+def slice_bundle(tmp_path_factory):
+    sd32 = shared_dataset("sd-vs-real-32")
+    out = tmp_path_factory.mktemp("slice") / "bundle"
+    phases = [PhaseConfig("frozen_base", 6, 1e-3, freeze_base=True),
+              PhaseConfig("adversarial", 0, 1e-4, adversarial=True)]
+    return sd32, train(tiny_config(sd32, out, max_images_per_class=150, batch_size=32,
+                                   phases=phases))
+
+
+def test_train_and_evaluate_on_a_slice(slice_bundle, tmp_path):
+    sd32, out = slice_bundle
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["data"]["train"] == {"REAL": 120, "FAKE": 120}
     report = evaluate(Detector.load(out), sd32, tmp_path / "report", progress=False)
@@ -52,8 +64,6 @@ def test_predict_cli_accuracy_matches_evaluate(sd32, tiny_bundle, tmp_path):
 
 
 def test_large_images_are_resized_for_training(tmp_path):
-    from .conftest import shared_dataset
-
     sd256 = shared_dataset("sd-vs-real-256")
     assert data.discover(sd256 / "test").counts() == {"REAL": 160, "FAKE": 740}
     config = tiny_config(sd256, tmp_path / "b", max_images_per_class=20, export_stem="",
@@ -61,3 +71,18 @@ def test_large_images_are_resized_for_training(tmp_path):
     config.phases[0].epochs = 1
     meta = json.loads((train(config) / "metadata.json").read_text())
     assert meta["image_spec"]["size"] == 32 and meta["data"]["train"] == {"REAL": 16, "FAKE": 16}
+
+
+def test_undefended_detector_breaks_under_pgd(slice_bundle):
+    """Proof the attack works: an undefended detector on real images falls below 10% at 8/255."""
+    sd32, out = slice_bundle
+    detector = Detector.load(out)
+    files = data.discover(sd32 / "test")
+    result = robustness.evaluate_attacks(detector, files.paths, files.labels, 8.0, subset=120,
+                                         pgd_steps=10, progress=False)
+    sweep = result["sweep"]
+    assert sweep["sanity"]["all_passed"], sweep["sanity"]
+    pgd8 = next(r for r in sweep["rows"] if r["attack"] == "pgd" and r["eps_255"] == 8.0)
+    assert pgd8["accuracy"] < 0.1 < sweep["clean_accuracy"]
+    assert pgd8["accuracy_8bit"] < 0.2  # survives rounding to a savable 8-bit image
+    assert result["scenarios"]["adversarial"]["at_threshold"]["n"] == 36

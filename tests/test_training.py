@@ -25,7 +25,7 @@ def tiny_config(data_dir, out, **overrides) -> TrainConfig:
         data_dir=str(data_dir), output_dir=str(out), arch="resnet_small", weights="none",
         batch_size=16, export_stem=str(out.parent / "models" / "final_model"),
         phases=[PhaseConfig("frozen_base", 4, 3e-3, freeze_base=True),
-                PhaseConfig("adversarial", 2, 1e-4, adversarial=True),
+                PhaseConfig("adversarial", 0, 1e-4, adversarial=True),
                 PhaseConfig("fine_tune", 1, 1e-4)],
     )
     values.update(overrides)
@@ -53,7 +53,8 @@ def test_training_writes_a_complete_bundle(trained):
     assert meta["data"]["train"] == {"REAL": 32, "FAKE": 32}
     assert meta["data"]["validation"] == {"REAL": 8, "FAKE": 8}
     assert "validation" in meta["threshold"]["rule"] and 0 < meta["threshold"]["value"] < 1
-    assert meta["training"]["epochs"]["adversarial"] == 0  # skipped, not silently trained
+    assert meta["training"]["epochs"]["adversarial"] == 0  # 0 epochs: an undefended model
+    assert not meta["adversarial_training"]["applied"]
     assert meta["versions"]["tensorflow"] and "config" in meta
     assert TrainConfig.load(out / bundle.CONFIG_FILE).arch == "resnet_small"
     history = json.loads((out / bundle.HISTORY_FILE).read_text())

@@ -78,13 +78,18 @@ def verify_reload(model: keras.Model, path: str | Path, batch: np.ndarray) -> fl
     return diff
 
 
+def _inference_copy(model: keras.Model) -> keras.Model:
+    """The same layers and weights without the optimizer, which would triple the file size."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 def save_bundle(
     model: keras.Model, directory: str | Path, metadata: dict[str, Any], check_batch: np.ndarray
 ) -> Path:
     """Write model and metadata, then prove the saved model reloads to the same predictions."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / MODEL_FILE)
+    _inference_copy(model).save(directory / MODEL_FILE)
     metadata = {"schema_version": SCHEMA_VERSION, **metadata}
     metadata["reload_check"] = {
         "max_abs_prob_diff": verify_reload(model, directory / MODEL_FILE, check_batch),
@@ -101,7 +106,7 @@ def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray) 
     written = []
     for suffix in (".keras", ".h5"):
         path = stem.with_suffix(suffix)
-        model.save(path)
+        _inference_copy(model).save(path)
         verify_reload(model, path, check_batch)
         written.append(path)
     return written
