@@ -84,3 +84,15 @@ def tiny_bundle(tmp_path_factory) -> tuple[Path, Path]:
                 PhaseConfig("fine_tune", 1, 1e-4)],
     )
     return root, train(config)
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging():
+    """CLI commands point logging at the current stderr; drop those handlers after each test
+    so no later test writes to a capture stream pytest has closed."""
+    import logging
+
+    yield
+    for handler in logging.getLogger().handlers[:]:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

@@ -108,3 +108,22 @@ def test_adversarial_training_runs_and_is_carried_through(tiny_dataset, tmp_path
     for phase in ("adversarial", "fine_tune"):  # monitored, so adversarial in both
         assert len(history[phase]["val_pgd_acc"]) == 1 and history[phase]["loss"][0] > 0
     assert "val_pgd_acc" not in history["frozen_base"]
+
+
+def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
+    from deepfake_detection import cli
+
+    out = tmp_path / "study"
+    code = cli.main(["robustness-study", "--data", str(tiny_dataset), "--arch", "resnet_small",
+                     "--weights", "none", "--out", str(out), "--batch-size", "16",
+                     "--epochs", "frozen_base=1", "--epochs", "fine_tune=1",
+                     "--adv-epochs", "1", "--attack-subset", "12", "--pgd-steps", "3"])
+    assert code == 0
+    summary = json.loads((out / "robustness_study.json").read_text())
+    assert summary["undefended"]["trained_against"] == "nothing"
+    assert "L-inf, eps 8.0/255" in summary["defended"]["trained_against"]
+    for name in ("undefended", "defended"):
+        assert summary[name]["adversarial"]["sweep"]["sanity"]["perturbation_within_eps"]
+    text = (out / "robustness_study.md").read_text()
+    assert "| undefended | nothing |" in text and "PGD 8/255" in text
+    assert (out / "robustness_curve.png").is_file()

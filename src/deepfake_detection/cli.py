@@ -36,6 +36,7 @@ def _data_dir(args: argparse.Namespace) -> str:
 
 
 def _train_config(args: argparse.Namespace):
+    from deepfake_detection.attacks import parse_eps
     from deepfake_detection.config import ConfigError, TrainConfig
 
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
@@ -44,7 +45,9 @@ def _train_config(args: argparse.Namespace):
         "image_size": args.image_size, "batch_size": args.batch_size,
         "val_fraction": args.val_fraction, "seed": args.seed,
         "max_images_per_class": args.max_per_class, "export_stem": args.export,
-        "early_stopping_patience": args.patience,
+        "early_stopping_patience": args.patience, "adv_attack": args.adv_attack,
+        "adv_eps": args.adv_eps and parse_eps(args.adv_eps), "adv_ratio": args.adv_ratio,
+        "adv_steps": args.adv_steps,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -75,6 +78,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         metadata = json.loads((out / METADATA_FILE).read_text())
         command = "deepfake-detection " + shlex.join(args.argv)
         (out / "model_card.md").write_text(render_model_card(metadata, report, command))
+    return 0
+
+
+def cmd_robustness_study(args: argparse.Namespace) -> int:
+    """The same recipe twice, adversarial phase off and on; both attacked, one report."""
+    import copy
+
+    from deepfake_detection.detector import Detector
+    from deepfake_detection.evaluation import evaluate
+    from deepfake_detection.robustness import plot_sweep, render_study
+
+    base = _train_config(args)
+    out = Path(args.out or "runs/robustness-study")
+    _setup_logging(out / "study.log")
+    from deepfake_detection.training import train
+
+    reports, threat_models = {}, {}
+    for name, adv_epochs in (("undefended", 0), ("defended", args.adv_epochs)):
+        config = copy.deepcopy(base)
+        config.output_dir, config.export_stem = str(out / name), ""
+        for phase in config.phases:
+            phase.epochs = adv_epochs if phase.adversarial else phase.epochs
+        bundle_dir = train(config)
+        meta = json.loads((bundle_dir / "metadata.json").read_text())
+        threat_models[name] = (meta["adversarial_training"]["threat_model"]
+                               if meta["adversarial_training"]["applied"] else "nothing")
+        attack = {"eps255": config.adv_eps, "subset": args.attack_subset,
+                  "pgd_steps": args.pgd_steps, "seed": config.seed}
+        reports[name] = evaluate(Detector.load(bundle_dir), config.data_dir, bundle_dir / "report",
+                                 attack=attack)
+    plot_sweep({n: r["adversarial"]["sweep"] for n, r in reports.items()},
+               out / "robustness_curve.png")
+    summary = {n: {"clean": r["clean"], "adversarial": r["adversarial"],
+                   "trained_against": threat_models[n]} for n, r in reports.items()}
+    (out / "robustness_study.json").write_text(json.dumps(summary, indent=2))
+    text = render_study(reports, threat_models, "deepfake-detection " + shlex.join(args.argv))
+    (out / "robustness_study.md").write_text(text)
+    print(text)
     return 0
 
 
@@ -195,13 +236,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
                         help="fetch CIFAKE from Kaggle with kagglehub (needs the internet)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="deepfake-detection",
-        description="Tell real photographs from AI-generated images, and show the evidence.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="train a detector and save a bundle")
+def _add_train_args(train: argparse.ArgumentParser) -> None:
     _add_data_args(train)
     train.add_argument("--config", help="a config.json saved by an earlier run")
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")
@@ -217,9 +252,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-per-class", type=int, help="cap images per class (smoke runs)")
     train.add_argument("--export", help="also write STEM.keras and STEM.h5 "
                        "(default models/final_model; '' to skip)")
+    train.add_argument("--adv-attack", choices=("fgsm_rs", "pgd"),
+                       help="attack used in adversarial training (default fgsm_rs)")
+    train.add_argument("--adv-eps", help="adversarial-training eps in /255: 8/255 or 8")
+    train.add_argument("--adv-ratio", type=float, help="adversarial share of a batch (0.3)")
+    train.add_argument("--adv-steps", type=int, help="PGD steps in adversarial training")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-detection",
+        description="Tell real photographs from AI-generated images, and show the evidence.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a detector and save a bundle")
+    _add_train_args(train)
     train.add_argument("--evaluate", action="store_true",
                        help="evaluate on the data's test split afterwards")
     train.set_defaults(func=cmd_train)
+
+    study = sub.add_parser(
+        "robustness-study", help="train an undefended and an adversarially trained detector "
+        "with the same recipe otherwise, attack both, write one report")
+    _add_train_args(study)
+    study.add_argument("--adv-epochs", type=int, default=5,
+                       help="epochs of the adversarial phase of the defended model")
+    study.add_argument("--attack-subset", type=int, default=0, metavar="N",
+                       help="attack a seeded, balanced subset of N test images (0 = all)")
+    study.add_argument("--pgd-steps", type=int, default=10)
+    study.set_defaults(func=cmd_robustness_study)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
