@@ -44,7 +44,7 @@ def default_phases() -> list[PhaseConfig]:
     """The seed's three phases: frozen base, adversarial slot, full fine-tune."""
     return [
         PhaseConfig("frozen_base", epochs=20, learning_rate=1e-3, freeze_base=True),
-        PhaseConfig("adversarial", epochs=5, learning_rate=1e-4, adversarial=True),
+        PhaseConfig("adversarial", epochs=5, learning_rate=5e-4, adversarial=True),
         PhaseConfig("fine_tune", epochs=10, learning_rate=1e-5),
     ]
 

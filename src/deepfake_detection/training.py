@@ -40,13 +40,17 @@ def _compile(model: keras.Model, phase: PhaseConfig) -> None:
     )
 
 
-def _callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
+def _callbacks(config: TrainConfig, robust: bool = False) -> list[keras.callbacks.Callback]:
+    """EarlyStopping and ReduceLROnPlateau on validation loss, or, in adversarial phases with
+    the robustness monitor, on validation PGD accuracy: clean loss rises while a model becomes
+    robust, and restoring the best clean epoch would undo the adversarial training."""
+    key, mode = ("val_pgd_acc", "max") if robust else ("val_loss", "min")
     return [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
-        ),
+        keras.callbacks.EarlyStopping(monitor=key, mode=mode, restore_best_weights=True,
+                                      patience=config.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
+            monitor=key,
+            mode=mode,
             factor=config.reduce_lr_factor,
             patience=config.reduce_lr_patience,
             min_lr=config.min_lr,
@@ -166,7 +170,8 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
         epochs=phase.epochs,
         class_weight=weights,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=([monitor] if monitor and adversarial else []) + _callbacks(config),
+        callbacks=([monitor] if monitor and adversarial else [])
+        + _callbacks(config, robust=bool(monitor and adversarial)),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
