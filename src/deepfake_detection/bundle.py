@@ -80,7 +80,7 @@ def verify_reload(model: keras.Model, path: str | Path, batch: np.ndarray) -> fl
 
 def _inference_copy(model: keras.Model) -> keras.Model:
     """The same layers and weights without the optimizer, which would triple the file size."""
-    return keras.Model(model.inputs, model.outputs, name=model.name)
+    return keras.Model(model.input, model.output, name=model.name)
 
 
 def save_bundle(
