@@ -83,7 +83,7 @@ def test_verdict_band_is_centred_on_the_threshold(detector):
 def test_temperature_changes_probabilities_not_ranking(tiny_bundle):
     a = Detector.load(tiny_bundle[1])
     b = Detector.load(tiny_bundle[1])
-    b.temperature = 2.0
+    a.temperature, b.temperature = 1.0, 2.0
     x = np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
     pa, pb = a.probabilities(x), b.probabilities(x)
     assert np.array_equal(np.argsort(pa), np.argsort(pb))
@@ -119,4 +119,5 @@ def test_the_bundled_detector_loads():
         pytest.fail(f"the repository should ship a detector at {DEFAULT_BUNDLE}")
     detector = Detector.load()
     assert detector.spec.size == 32 and 0 < detector.threshold < 1
+    assert detector.temperature != 1.0  # calibrated on its validation split
     assert (DEFAULT_BUNDLE / "model_card.md").is_file()

@@ -45,3 +45,23 @@ def test_ranking_metrics_and_recall_at_fpr():
     # Only one REAL scores at 0.5, the top: at 1% FPR every FAKE above it counts.
     assert recall_at_fpr(labels, probs, 0.01) == pytest.approx((probs[100:] > 0.5).mean(), 0.02)
     assert recall_at_fpr(labels, probs, 0.0) <= recall_at_fpr(labels, probs, 0.05)
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    from deepfake_detection.metrics import fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 6, 20000)
+    labels = rng.random(20000) < 1 / (1 + np.exp(-logits / 2.0))  # truth is sigmoid(z / 2)
+    assert fit_temperature(labels, logits) == pytest.approx(2.0, rel=0.05)
+
+
+def test_ece_is_small_when_calibrated_and_large_when_overconfident():
+    from deepfake_detection.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(1)
+    probs = rng.random(50000)
+    labels = rng.random(50000) < probs
+    assert expected_calibration_error(labels, probs) < 0.01
+    overconfident = np.where(probs > 0.5, 1.0, 0.0)
+    assert expected_calibration_error(labels, overconfident) > 0.2

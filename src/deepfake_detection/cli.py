@@ -119,8 +119,18 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from deepfake_detection.training import recalibrate
+
+    cal = recalibrate(args.model)["calibration"]
+    print(f"temperature {cal['temperature']:.4f}; validation ECE {cal['val_ece_before']:.4f} -> "
+          f"{cal['val_ece_after']:.4f}; written to {Path(args.model) / 'metadata.json'}")
+    return 0
+
+
 def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
-              attack: dict | None = None) -> dict:
+              attack: dict | None = None, perturbations: bool = False) -> dict:
     """Evaluate and print the headline figures; returns the report dict."""
 
     from deepfake_detection.bundle import HISTORY_FILE
@@ -131,7 +141,7 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     history_file = Path(model or "") / HISTORY_FILE
     history = json.loads(history_file.read_text()) if model and history_file.is_file() else None
     report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size,
-                      attack=attack)
+                      attack=attack, perturbations=perturbations)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
           f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
@@ -150,7 +160,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         attack = {"eps255": parse_eps(args.eps), "subset": args.attack_subset,
                   "pgd_steps": args.pgd_steps, "seed": args.seed}
-    _evaluate(model, _data_dir(args), out, args.batch_size, attack)
+    _evaluate(model, _data_dir(args), out, args.batch_size, attack, args.perturbations)
     return 0
 
 
@@ -295,7 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="attack a seeded, balanced subset of N test images (0 = all)")
     evaluate.add_argument("--pgd-steps", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--perturbations", action="store_true",
+                          help="add the JPEG/blur/noise/rescale/crop battery")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    calibrate = sub.add_parser("calibrate", help="fit temperature scaling for a bundle on its "
+                               "own validation split (decisions unchanged)")
+    calibrate.add_argument("--model", required=True, help="bundle folder to update")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     predict = sub.add_parser("predict", help="score image files, folders or globs")
     predict.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")

@@ -76,6 +76,8 @@ class TrainConfig:
             never caches; decoding then happens every epoch (needed for huge sets).
         cache_limit_mb: int. Memory budget for the `auto` cache.
         max_images_per_class: int. Cap per class and split (0 = all); for smoke runs and tests.
+        calibrate: bool. Fit a temperature on the validation split (probabilities the Detector
+            reports are then calibrated, and the threshold is expressed on that scale).
         adv_attack: str. `fgsm_rs` (FGSM from a random start, 2 passes a batch) or `pgd`.
         adv_eps: float. L-inf budget in 1/255 of the pixel range.
         adv_steps: int. PGD iterations (ignored by `fgsm_rs`).
@@ -109,6 +111,7 @@ class TrainConfig:
     cache: str = "auto"
     cache_limit_mb: int = 2048
     max_images_per_class: int = 0
+    calibrate: bool = True
     adv_attack: str = "fgsm_rs"
     adv_eps: float = 8.0
     adv_steps: int = 7

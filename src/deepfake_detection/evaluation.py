@@ -16,7 +16,11 @@ from tqdm.auto import tqdm
 
 from deepfake_detection import data
 from deepfake_detection.detector import Detector
-from deepfake_detection.metrics import classification_metrics, ranking_metrics
+from deepfake_detection.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    ranking_metrics,
+)
 
 
 def resolve_split(directory: str | Path, split: str = "test") -> Path:
@@ -72,11 +76,13 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, paths: list[str],
 
 def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
              history: dict | None = None, batch_size: int = 256,
-             progress: bool = True, attack: dict[str, Any] | None = None) -> dict[str, Any]:
+             progress: bool = True, attack: dict[str, Any] | None = None,
+             perturbations: bool = False) -> dict[str, Any]:
     """Evaluate on a folder's test split and write metrics.json, report.md and plots.
 
     `attack` (keys of `robustness.evaluate_attacks`: eps255, subset, pgd_steps, seed) adds the
-    adversarial scenarios and the eps sweep.
+    adversarial scenarios and the eps sweep; `perturbations` adds the everyday-processing
+    battery.
     """
     split_dir = resolve_split(directory)
     scored = score_split(detector, split_dir, batch_size, progress)
@@ -95,6 +101,7 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
         "failed_files": scored["failures"],
         "clean": compute_metrics(scored["labels"], scored["probs"], scored["paths"],
                                  detector.threshold),
+        "calibration": calibration_report(detector, scored["labels"], scored["probs"]),
     }
     preds = scored["probs"] >= detector.threshold
     wrong = np.flatnonzero(preds != scored["labels"].astype(bool))
@@ -108,6 +115,14 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
                              f"{scored['probs'][i]:.6f}"])
     report["plots"] = write_plots(scored["labels"], scored["probs"], detector.threshold,
                                   report["clean"], out, history)
+    report["plots"].append(plot_reliability(scored["labels"], scored["probs"],
+                                            detector.temperature, out / "reliability.png"))
+    if perturbations:
+        from deepfake_detection import perturbations as battery
+
+        images = np.stack([detector.prepare(p)[0] for p in scored["paths"]])
+        report["perturbations"] = battery.battery(detector, images, scored["labels"])
+        report["plots"] += battery.plot_battery(report["perturbations"], out)
     if attack:
         from deepfake_detection import robustness
 
@@ -118,6 +133,44 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(render_markdown(report))
     return report
+
+
+def _uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Undo temperature scaling: the model's own sigmoid(logit)."""
+    p = np.clip(probs, 1e-12, 1 - 1e-12)
+    return 1 / (1 + np.exp(-np.log(p / (1 - p)) * temperature))
+
+
+def calibration_report(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict:
+    """ECE with and without the bundle's temperature (fitted on validation, never here)."""
+    return {
+        "temperature": detector.temperature,
+        "method": detector.metadata.get("calibration", {}).get("method", "none"),
+        "ece_uncalibrated": expected_calibration_error(
+            labels, _uncalibrated(probs, detector.temperature)),
+        "ece_calibrated": expected_calibration_error(labels, probs),
+    }
+
+
+def plot_reliability(labels, probs, temperature: float, path: Path, bins: int = 10) -> str:
+    """Reliability diagram: observed FAKE frequency per probability bin, before and after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    for name, p in (("uncalibrated", _uncalibrated(probs, temperature)),
+                    (f"calibrated (T={temperature:.2f})", probs)):
+        freq, conf = calibration_curve(labels, p, n_bins=bins)
+        ax.plot(conf, freq, "o-", label=name)
+    ax.set_xlabel("predicted P(FAKE)")
+    ax.set_ylabel("observed FAKE frequency")
+    ax.legend(fontsize=7)
+    ax.set_title("Reliability diagram")
+    return _save(fig, path)
 
 
 def write_plots(labels, probs, threshold, metrics, out: Path, history=None) -> list[str]:
@@ -224,6 +277,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for group, row in clean["per_group"].items():
         lines.append(f"| {group} | {row['true_class']} | {row['n']} | {row['accuracy']:.4f} |")
+    cal = report["calibration"]
+    lines += ["", f"Calibration: {cal['method']}, temperature {cal['temperature']:.3f}; expected "
+              f"calibration error on this data {cal['ece_uncalibrated']:.4f} uncalibrated, "
+              f"{cal['ece_calibrated']:.4f} calibrated."]
+    if "perturbations" in report:
+        from deepfake_detection.perturbations import render_battery
+
+        lines += render_battery(report["perturbations"])
     if "adversarial" in report:
         lines += _render_adversarial(report["adversarial"])
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]

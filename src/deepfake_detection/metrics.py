@@ -85,3 +85,34 @@ def ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
         "recall_at_1pct_fpr": recall_at_fpr(labels, probs, 0.01),
         "recall_at_5pct_fpr": recall_at_fpr(labels, probs, 0.05),
     }
+
+
+def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T minimising NLL of sigmoid(logit / T).
+
+    One scalar keeps the ranking (ROC-AUC) and, with the threshold mapped through it, every
+    decision unchanged; only the probabilities become honest.
+    """
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(labels, dtype=np.float64)
+    z = np.asarray(logits, dtype=np.float64)
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, s) - y * s))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """ECE over equal-width bins of the FAKE probability: sum of |frequency - confidence|."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    which = np.minimum((probs * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(labels[mask].mean() - probs[mask].mean())
+    return float(total)

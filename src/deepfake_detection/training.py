@@ -16,7 +16,13 @@ import numpy as np
 from deepfake_detection import attacks, bundle, data
 from deepfake_detection.config import PhaseConfig, TrainConfig
 from deepfake_detection.imaging import ImageSpec, load_prepared
-from deepfake_detection.metrics import best_f1_threshold, classification_metrics, ranking_metrics
+from deepfake_detection.metrics import (
+    best_f1_threshold,
+    classification_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    ranking_metrics,
+)
 from deepfake_detection.models import build_model, set_base_trainable
 
 log = logging.getLogger(__name__)
@@ -177,10 +183,22 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def predict_probs(model: keras.Model, dataset) -> np.ndarray:
-    """Sigmoid of the logits over an images-only dataset, in inference mode."""
+def predict_logits(model: keras.Model, dataset) -> np.ndarray:
+    """Logits over an images-only dataset, in inference mode."""
     logits = [np.asarray(model(batch, training=False)).reshape(-1) for batch in dataset]
-    return 1.0 / (1.0 + np.exp(-np.concatenate(logits).astype(np.float64)))
+    return np.concatenate(logits).astype(np.float64)
+
+
+def calibrate(labels: np.ndarray, logits: np.ndarray, enabled: bool = True) -> dict[str, Any]:
+    """Fit a temperature on validation logits and report ECE before and after."""
+    temperature = fit_temperature(labels, logits) if enabled else 1.0
+    return {
+        "method": "temperature scaling on the validation split" if enabled else "none",
+        "temperature": temperature,
+        "val_ece_before": expected_calibration_error(labels, 1 / (1 + np.exp(-logits))),
+        "val_ece_after": expected_calibration_error(
+            labels, 1 / (1 + np.exp(-logits / temperature))),
+    }
 
 
 def _robustness_monitor(model, val_files: data.FileList, spec: ImageSpec,
@@ -241,8 +259,13 @@ def train(config: TrainConfig) -> Path:
     train_seconds = time.time() - started
 
     val_images = val_ds.map(lambda x, y: x)
-    val_probs = predict_probs(model, val_images)
+    val_logits = predict_logits(model, val_images)
+    calibration = calibrate(val_files.labels, val_logits, config.calibrate)
+    # The threshold is chosen on calibrated probabilities, the scale the Detector reports.
+    val_probs = 1 / (1 + np.exp(-val_logits / calibration["temperature"]))
     threshold = best_f1_threshold(val_files.labels, val_probs)
+    log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration["temperature"],
+             calibration["val_ece_before"], calibration["val_ece_after"])
     log.info("threshold %.4f (%s)", threshold["value"], threshold["rule"])
     check_batch = next(iter(val_images)).numpy()[:32]
 
@@ -251,7 +274,7 @@ def train(config: TrainConfig) -> Path:
         "image_spec": spec.to_dict(),
         "class_names": list(data.CLASS_NAMES),
         "threshold": threshold,
-        "calibration": {"method": "none", "temperature": 1.0},
+        "calibration": calibration,
         "adversarial_training": {
             "applied": adversarial_ran,
             "threat_model": f"L-inf, eps {config.adv_eps}/255, {config.adv_attack}"
@@ -287,3 +310,31 @@ def train(config: TrainConfig) -> Path:
             log.info("exported %s", path)
     log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
     return out
+
+
+def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
+    """Fit temperature scaling for an existing bundle on its own validation split.
+
+    The split is rebuilt from the saved config (same data, seed and fraction) and must match the
+    recorded counts. The threshold is mapped through the new temperature, so every decision
+    stays the same; only the reported probabilities change.
+    """
+    bundle_dir = Path(bundle_dir)
+    model, metadata = bundle.load_bundle(bundle_dir)
+    config = TrainConfig.from_dict(metadata["config"])
+    _, val_files, _ = _resolve_splits(config)
+    if val_files.counts() != metadata["data"]["validation"]:
+        raise data.DataError(f"validation split {val_files.counts()} differs from the one the "
+                             f"bundle recorded {metadata['data']['validation']}; data changed?")
+    spec = ImageSpec(**metadata["image_spec"])
+    logits = predict_logits(model, data.make_dataset(val_files.paths, None, spec,
+                                                     config.batch_size))
+    old_t = float(metadata.get("calibration", {}).get("temperature", 1.0))
+    threshold = metadata["threshold"]
+    raw_logit = np.log(threshold["value"] / (1 - threshold["value"])) * old_t
+    calibration = calibrate(val_files.labels, logits)
+    threshold["value"] = float(1 / (1 + np.exp(-raw_logit / calibration["temperature"])))
+    threshold["rule"] += " (mapped through the fitted temperature)"
+    metadata["calibration"] = calibration
+    (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    return metadata

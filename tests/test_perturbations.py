@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from deepfake_detection import perturbations
+from deepfake_detection.detector import Detector
+from deepfake_detection.evaluation import evaluate
+from deepfake_detection.training import recalibrate
+
+IMAGE = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("family", sorted(perturbations.BATTERY))
+def test_every_level_changes_the_image_and_keeps_its_shape(family):
+    for level in perturbations.BATTERY[family]:
+        out = perturbations.apply(IMAGE, family, level, np.random.default_rng(0))
+        assert out.shape == IMAGE.shape and out.dtype == np.float32
+        assert 0 <= out.min() and out.max() <= 255
+        assert np.abs(out - np.round(IMAGE)).mean() > 0.1, (family, level)
+
+
+def test_stronger_levels_change_more_and_noise_is_seeded():
+    def change(family, level):
+        return np.abs(perturbations.apply(IMAGE, family, level, np.random.default_rng(0))
+                      - IMAGE).mean()
+
+    assert change("jpeg_quality", 10) > change("jpeg_quality", 90)
+    assert change("gaussian_blur_sigma", 1.5) > change("gaussian_blur_sigma", 0.3)
+    a = perturbations.apply(IMAGE, "gaussian_noise_sigma_255", 8, np.random.default_rng(5))
+    b = perturbations.apply(IMAGE, "gaussian_noise_sigma_255", 8, np.random.default_rng(5))
+    assert np.array_equal(a, b)
+    with pytest.raises(ValueError):
+        perturbations.apply(IMAGE, "sharpen", 1, np.random.default_rng(0))
+
+
+def test_battery_and_calibration_appear_in_the_report(tiny_bundle, tmp_path):
+    root, model = tiny_bundle
+    report = evaluate(Detector.load(model), root / "data", tmp_path, progress=False,
+                      perturbations=True)
+    assert set(report["perturbations"]["families"]) == set(perturbations.BATTERY)
+    assert len(report["perturbations"]["families"]["jpeg_quality"]) == 6
+    assert 0 <= report["calibration"]["ece_calibrated"] <= 1
+    text = (tmp_path / "report.md").read_text()
+    assert "## Perturbation battery" in text and "Calibration:" in text
+    assert (tmp_path / "perturbation_jpeg_quality.png").is_file()
+    assert (tmp_path / "reliability.png").is_file()
+
+
+def test_training_fits_a_temperature_and_recalibration_keeps_decisions(tiny_bundle, tmp_path):
+    root, model = tiny_bundle
+    before = Detector.load(model)
+    assert before.metadata["calibration"]["temperature"] > 0
+    assert "validation" in before.metadata["calibration"]["method"]
+    copy = tmp_path / "bundle"
+    shutil.copytree(model, copy)
+    recalibrate(copy)
+    after = Detector.load(copy)
+    images = np.stack([before.prepare(p)[0] for p in sorted((root / "data" / "test")
+                                                             .rglob("*.png"))])
+    p0, p1 = before.probabilities(images), after.probabilities(images)
+    assert np.array_equal(p0 >= before.threshold, p1 >= after.threshold)
