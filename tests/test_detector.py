@@ -92,10 +92,10 @@ def test_temperature_changes_probabilities_not_ranking(tiny_bundle):
 
 def test_gradcam_is_a_normalised_map_for_the_verdict(detector, tiny_bundle):
     path = sorted((tiny_bundle[0] / "data" / "test" / "FAKE").iterdir())[0]
-    cam, result = detector.gradcam(path)
+    cam, result, image = detector.gradcam(path)
     assert cam.shape == (32, 32) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
     assert result.prob_fake == pytest.approx(detector.predict(path).prob_fake, abs=1e-5)
-    image, _ = detector.prepare(path)
+    np.testing.assert_array_equal(image, detector.prepare(path)[0])
     shown = overlay(image, cam)
     assert shown.size == (256, 256) and shown.mode == "RGB"
 

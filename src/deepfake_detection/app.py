@@ -51,8 +51,7 @@ def analyze(detector: Detector, path: str | None) -> tuple[str, dict, Any, str, 
     if not path:
         raise gr.Error("Upload an image first.")
     try:
-        cam, result = detector.gradcam(path)
-        image, _ = detector.prepare(path)
+        cam, result, image = detector.gradcam(path)
     except ImageError as error:
         raise gr.Error(f"Could not read this image: {error}") from error
     text = (f"{VERDICT_TEXT[result.verdict]}\n\nProbability it is AI-generated: "

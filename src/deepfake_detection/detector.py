@@ -182,11 +182,12 @@ class Detector:
         result.tiles = [float(p) for p in probs[1:]]
         return result
 
-    def gradcam(self, source: ImageSource) -> tuple[np.ndarray, Prediction]:
+    def gradcam(self, source: ImageSource) -> tuple[np.ndarray, Prediction, np.ndarray]:
         """Grad-CAM (Selvaraju et al. 2017) for the verdict, at the model's input resolution.
 
         Returns a heatmap in 0..1 showing which regions pushed the score towards the predicted
-        class (FAKE: +logit, REAL: -logit), and the prediction itself.
+        class (FAKE: +logit, REAL: -logit), the prediction itself, and the model-input image
+        the heatmap belongs to (for `overlay`).
         """
         import tensorflow as tf
 
@@ -207,7 +208,7 @@ class Detector:
         cam = tf.image.resize(cam[..., None], (self.spec.size, self.spec.size), "bilinear")
         cam = cam.numpy()[..., 0]
         cam = cam / cam.max() if cam.max() > 0 else cam
-        return cam, self._result(_source_name(source, 0), float(prob), warnings)
+        return cam, self._result(_source_name(source, 0), float(prob), warnings), image
 
     def _score_chunk(self, loaded: list) -> Iterator[Prediction]:
         good = [row for row in loaded if row[3] is None]
