@@ -123,3 +123,12 @@ def test_cli_train_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "train" / "FAKE").mkdir(parents=True)
     assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_upscaled_input_resolution_travels_with_the_bundle(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "b", image_size=48, export_stem="",
+                         phases=[PhaseConfig("frozen_base", 1, 1e-3, freeze_base=True)])
+    detector = Detector.load(train(config))
+    assert detector.spec.size == 48 and detector.model.input_shape[1:] == (48, 48, 3)
+    image, _ = detector.prepare(str(next((tiny_dataset / "test" / "REAL").iterdir())))
+    assert image.shape == (48, 48, 3)
