@@ -106,8 +106,9 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
                                if meta["adversarial_training"]["applied"] else "nothing")
         attack = {"eps255": config.adv_eps, "subset": args.attack_subset,
                   "pgd_steps": args.pgd_steps, "seed": config.seed}
+        history = json.loads((bundle_dir / "history.json").read_text())
         reports[name] = evaluate(Detector.load(bundle_dir), config.data_dir, bundle_dir / "report",
-                                 attack=attack)
+                                 history=history, attack=attack)
     plot_sweep({n: r["adversarial"]["sweep"] for n, r in reports.items()},
                out / "robustness_curve.png")
     summary = {n: {"clean": r["clean"], "adversarial": r["adversarial"],
