@@ -132,3 +132,15 @@ def test_upscaled_input_resolution_travels_with_the_bundle(tiny_dataset, tmp_pat
     assert detector.spec.size == 48 and detector.model.input_shape[1:] == (48, 48, 3)
     image, _ = detector.prepare(str(next((tiny_dataset / "test" / "REAL").iterdir())))
     assert image.shape == (48, 48, 3)
+
+
+def test_train_config_file_keeps_its_data_unless_overridden(tmp_path):
+    saved = tiny_config(tmp_path / "data", tmp_path / "b")
+    saved.save(tmp_path / "config.json")
+    args = cli.build_parser().parse_args(["train", "--config", str(tmp_path / "config.json"),
+                                          "--epochs", "fine_tune=2"])
+    config = cli._train_config(args)
+    assert config.data_dir == saved.data_dir and config.phases[-1].epochs == 2
+    args = cli.build_parser().parse_args(["train", "--config", str(tmp_path / "config.json"),
+                                          "--data", "elsewhere"])
+    assert cli._train_config(args).data_dir == "elsewhere"

@@ -52,7 +52,8 @@ def _train_config(args: argparse.Namespace):
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)
-    config.data_dir = _data_dir(args)
+    if args.data or args.download or not args.config:  # a saved config keeps its data
+        config.data_dir = _data_dir(args)
     phases = {phase.name: phase for phase in config.phases}
     for item in args.epochs or []:
         name, _, count = item.partition("=")
@@ -85,8 +86,6 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     """The same recipe twice, adversarial phase off and on; both attacked, one report."""
     import copy
 
-    from deepfake_detection.detector import Detector
-    from deepfake_detection.evaluation import evaluate
     from deepfake_detection.robustness import plot_sweep, render_study
 
     base = _train_config(args)
@@ -106,9 +105,8 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
                                if meta["adversarial_training"]["applied"] else "nothing")
         attack = {"eps255": config.adv_eps, "subset": args.attack_subset,
                   "pgd_steps": args.pgd_steps, "seed": config.seed}
-        history = json.loads((bundle_dir / "history.json").read_text())
-        reports[name] = evaluate(Detector.load(bundle_dir), config.data_dir, bundle_dir / "report",
-                                 history=history, attack=attack)
+        reports[name] = _evaluate(bundle_dir, config.data_dir, bundle_dir / "report",
+                                  config.batch_size, attack)
     plot_sweep({n: r["adversarial"]["sweep"] for n, r in reports.items()},
                out / "robustness_curve.png")
     summary = {n: {"clean": r["clean"], "adversarial": r["adversarial"],
@@ -133,7 +131,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
               attack: dict | None = None, perturbations: bool = False) -> dict:
     """Evaluate and print the headline figures; returns the report dict."""
-
     from deepfake_detection.bundle import HISTORY_FILE
     from deepfake_detection.detector import Detector
     from deepfake_detection.evaluation import evaluate

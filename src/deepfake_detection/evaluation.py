@@ -326,7 +326,12 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
         f"(seeded, stratified) for validation; weights `{config.get('weights')}`; "
         f"{metadata['training']['wall_seconds']:.0f} s of training "
         f"(epochs per phase {metadata['training']['epochs']}).",
-        "- **Adversarial training:** none (this model is not robust to adversarial attacks).",
+        "- **Adversarial training:** " + (
+            metadata["adversarial_training"]["threat_model"]
+            if metadata.get("adversarial_training", {}).get("applied")
+            else "none (this model is not robust to adversarial attacks)") + ".",
+        f"- **Calibration:** {metadata['calibration']['method']}, temperature "
+        f"{metadata['calibration']['temperature']:.3f}.",
         f"- **Threshold:** {metadata['threshold']['value']:.4f}, the "
         f"{metadata['threshold']['rule']}.",
         f"- **Reproduce:** `{command}`",
