@@ -104,7 +104,9 @@ class Detector:
     def prepare(self, source: ImageSource) -> tuple[np.ndarray, list[str]]:
         """Decode and resize one image as the model needs it, with warnings about the change."""
         rgb = load_rgb(source)
-        height, width = rgb.shape[:2]
+        return prepare(rgb, self.spec), self._size_warnings(*rgb.shape[:2])
+
+    def _size_warnings(self, height: int, width: int) -> list[str]:
         warnings = []
         scale = max(height, width) / self.spec.size
         if scale >= RESCALE_WARNING_FACTOR or scale <= 1 / RESCALE_WARNING_FACTOR:
@@ -117,7 +119,7 @@ class Detector:
             )
         if self.spec.fit == "center_crop" and height != width:
             warnings.append(f"only the centre {min(height, width)}px square was analysed")
-        return prepare(rgb, self.spec), warnings
+        return warnings
 
     def predict(self, source: ImageSource) -> Prediction:
         """Score one image; raises ImageError for unreadable input."""
@@ -177,8 +179,8 @@ class Detector:
                                  col * width // grid:(col + 1) * width // grid])
         usable = [c for c in crops if min(c.shape[:2]) >= 1]
         probs = self.probabilities(np.stack([prepare(c, self.spec) for c in usable]))
-        _, warnings = self.prepare(rgb)
-        result = self._result(_source_name(source, 0), float(probs.mean()), warnings)
+        result = self._result(_source_name(source, 0), float(probs.mean()),
+                              self._size_warnings(height, width))
         result.tiles = [float(p) for p in probs[1:]]
         return result
 
