@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from scipy.special import expit
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -68,8 +69,8 @@ def verify_reload(model: keras.Model, path: str | Path, batch: np.ndarray) -> fl
     Keras has had EfficientNet save/reload bugs (keras-team/keras#20147); this catches them.
     """
     reloaded = keras.models.load_model(path, compile=False)
-    before = 1 / (1 + np.exp(-_logits(model, batch)))
-    after = 1 / (1 + np.exp(-_logits(reloaded, batch)))
+    before = expit(_logits(model, batch))
+    after = expit(_logits(reloaded, batch))
     diff = float(np.max(np.abs(before - after)))
     if diff > RELOAD_TOLERANCE:
         raise BundleError(

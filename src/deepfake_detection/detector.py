@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from deepfake_detection import bundle
 from deepfake_detection.imaging import ImageError, ImageSource, ImageSpec, load_rgb, prepare
@@ -91,8 +92,11 @@ class Detector:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Calibrated FAKE probabilities for prepared images."""
-        z = self.logits(images).astype(np.float64) / self.temperature
-        return 1.0 / (1.0 + np.exp(-z))
+        return self.calibrated(self.logits(images))
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """The bundle's temperature scaling: logits -> calibrated FAKE probabilities."""
+        return expit(np.asarray(logits, np.float64) / self.temperature)
 
     def verdict(self, prob: float) -> str:
         if prob >= self.threshold + self.uncertain_margin:
@@ -202,7 +206,7 @@ class Detector:
         x = tf.constant(image[None])
         with tf.GradientTape() as tape:
             features, logit = self._cam_model(x, training=False)
-            prob = 1.0 / (1.0 + np.exp(-float(logit[0, 0]) / self.temperature))
+            prob = float(self.calibrated(float(logit[0, 0])))
             target = logit[0, 0] if prob >= self.threshold else -logit[0, 0]
         grads = tape.gradient(target, features)[0]
         weights = tf.reduce_mean(grads, axis=(0, 1))

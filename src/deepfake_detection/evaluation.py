@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, logit
 from tqdm.auto import tqdm
 
 from deepfake_detection import data
@@ -137,8 +138,7 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
 
 def _uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
     """Undo temperature scaling: the model's own sigmoid(logit)."""
-    p = np.clip(probs, 1e-12, 1 - 1e-12)
-    return 1 / (1 + np.exp(-np.log(p / (1 - p)) * temperature))
+    return expit(logit(np.clip(probs, 1e-12, 1 - 1e-12)) * temperature)
 
 
 def calibration_report(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict:

@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from scipy.special import expit, logit
 
 from deepfake_detection import attacks, bundle, data
 from deepfake_detection.config import PhaseConfig, TrainConfig
@@ -195,9 +196,8 @@ def calibrate(labels: np.ndarray, logits: np.ndarray, enabled: bool = True) -> d
     return {
         "method": "temperature scaling on the validation split" if enabled else "none",
         "temperature": temperature,
-        "val_ece_before": expected_calibration_error(labels, 1 / (1 + np.exp(-logits))),
-        "val_ece_after": expected_calibration_error(
-            labels, 1 / (1 + np.exp(-logits / temperature))),
+        "val_ece_before": expected_calibration_error(labels, expit(logits)),
+        "val_ece_after": expected_calibration_error(labels, expit(logits / temperature)),
     }
 
 
@@ -262,7 +262,7 @@ def train(config: TrainConfig) -> Path:
     val_logits = predict_logits(model, val_images)
     calibration = calibrate(val_files.labels, val_logits, config.calibrate)
     # The threshold is chosen on calibrated probabilities, the scale the Detector reports.
-    val_probs = 1 / (1 + np.exp(-val_logits / calibration["temperature"]))
+    val_probs = expit(val_logits / calibration["temperature"])
     threshold = best_f1_threshold(val_files.labels, val_probs)
     log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration["temperature"],
              calibration["val_ece_before"], calibration["val_ece_after"])
@@ -331,9 +331,9 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
                                                      config.batch_size))
     old_t = float(metadata.get("calibration", {}).get("temperature", 1.0))
     threshold = metadata["threshold"]
-    raw_logit = np.log(threshold["value"] / (1 - threshold["value"])) * old_t
+    raw_logit = logit(threshold["value"]) * old_t
     calibration = calibrate(val_files.labels, logits)
-    threshold["value"] = float(1 / (1 + np.exp(-raw_logit / calibration["temperature"])))
+    threshold["value"] = float(expit(raw_logit / calibration["temperature"]))
     threshold["rule"] += " (mapped through the fitted temperature)"
     metadata["calibration"] = calibration
     (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
