@@ -65,3 +65,59 @@ def test_tiles_option(tiny_bundle, folder, capsys):
     assert cli.main(["predict", str(folder / "FAKE" / "gen_000.png"), "--tiles", "2",
                      "--model", str(tiny_bundle[1]), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)[0]["tiles"]) == 4
+
+
+@pytest.mark.parametrize("fmt", ["--jsonl", "--csv"])
+def test_streamed_output_resumes_after_an_interrupted_run(tiny_bundle, folder, tmp_path, fmt,
+                                                          capsys):
+    """A run killed part-way (10 rows and a torn line written) resumes: the torn line is
+    dropped, the 10 are skipped, the rest appended; the result equals one uninterrupted run."""
+    model = str(tiny_bundle[1])
+
+    def read(path):
+        text = path.read_text()
+        if fmt == "--csv":
+            return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+        return [json.loads(line) for line in text.splitlines()]
+
+    full = tmp_path / f"full{fmt[2:]}"
+    assert cli.main(["predict", str(folder), "--model", model, fmt, "-o", str(full)]) == 0
+    rows = read(full)
+    assert len(rows) == 24
+    lines = full.read_text().splitlines(keepends=True)
+    keep = 11 if fmt == "--csv" else 10  # CSV keeps its header line too
+    part = tmp_path / f"part{fmt[2:]}"
+    part.write_text("".join(lines[:keep]) + lines[keep][:7])
+    capsys.readouterr()
+    code = cli.main(["predict", str(folder), "--model", model, fmt, "-o", str(part),
+                     "--resume"])
+    assert code == 0 and "10 skipped" in capsys.readouterr().err
+    resumed = read(part)
+    assert len(resumed) == 24
+    by_source = {r["source"]: r for r in rows}
+    assert {r["source"] for r in resumed} == set(by_source)
+    for r in resumed:
+        assert float(r["prob_fake"]) == pytest.approx(float(by_source[r["source"]]["prob_fake"]))
+    assert cli.main(["predict", str(folder), "--model", model, fmt, "-o", str(part),
+                     "--resume"]) == 0
+    assert "nothing left to score" in capsys.readouterr().err
+
+
+def test_resume_needs_a_streamed_output_file(tiny_bundle, folder, capsys):
+    assert cli.main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--resume"]) == 2
+    assert "--resume needs --output" in capsys.readouterr().err
+
+
+def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
+    from deepfake_detection.data import expand_inputs, iter_inputs
+
+    for sub in ("b", "a/c", "a"):
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+        for name in ("2.png", "1.jpg", "notes.txt"):
+            (tmp_path / sub / name).write_bytes(b"x")
+    stream = iter_inputs([str(tmp_path)])
+    assert next(stream).endswith("a/1.jpg")  # a generator: nothing else walked yet
+    files, unmatched = expand_inputs([str(tmp_path), str(tmp_path / "nope")])
+    names = [f[len(str(tmp_path)) + 1:] for f in files]
+    assert names == ["a/1.jpg", "a/2.png", "a/c/1.jpg", "a/c/2.png", "b/1.jpg", "b/2.png"]
+    assert unmatched == [str(tmp_path / "nope")]

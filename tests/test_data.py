@@ -87,7 +87,8 @@ def test_group_of_uses_the_file_name_prefix():
 def test_dataset_yields_model_input(tiny_dataset, cache):
     files = data.discover(tiny_dataset / "test")
     ds = data.make_dataset(files.paths, files.labels, ImageSpec(size=16), batch_size=10,
-                           training=True, seed=0, cache=cache, flip=True)
+                           training=True, seed=0, cache=cache,
+                           augment=data.Augmentation(flip=True, shift=2, blur_jpeg_p=0.5))
     batches = list(ds)
     images = np.concatenate([x.numpy() for x, _ in batches])
     labels = np.concatenate([y.numpy() for _, y in batches])
@@ -115,3 +116,40 @@ def test_download_offline_gives_an_actionable_error(monkeypatch):
     monkeypatch.setattr(kagglehub, "dataset_download", offline)
     with pytest.raises(data.DataError, match="--data DIR"):
         data.download_cifake()
+
+
+def test_shift_augmentation_translates_without_inventing_content():
+    """A shifted image is the original moved by at most `shift` pixels (reflect-padded edge):
+    its interior matches the original at one of the allowed offsets."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (16, 16, 3)).astype(np.float32)
+    fn = data.Augmentation(shift=2).image_fn(seed=0)
+    offsets = set()
+    for _ in range(30):
+        out = fn(tf.constant(image)).numpy()
+        assert out.shape == image.shape
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                if np.array_equal(out[2:-2, 2:-2], image[2 + dy:14 + dy, 2 + dx:14 + dx]):
+                    offsets.add((dy, dx))
+                    break
+    assert len(offsets) > 3  # several different translations, each an exact one
+
+
+def test_blur_jpeg_augmentation_smooths_and_is_off_at_zero():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    image = tf.constant(rng.uniform(0, 255, (32, 32, 3)).astype(np.float32))
+    off = data.Augmentation(blur_jpeg_p=0.0).image_fn(seed=0)
+    np.testing.assert_array_equal(off(image).numpy(), image.numpy())
+    on = data.Augmentation(blur_jpeg_p=1.0, blur_sigma_max=3.0, jpeg_min=30).image_fn(seed=0)
+    outs = np.stack([on(image).numpy() for _ in range(8)])
+    assert outs.min() >= 0 and outs.max() <= 255
+    # Blur and JPEG both remove high-frequency energy from white noise; draws differ.
+    def roughness(x):
+        return np.abs(np.diff(x, axis=-2)).mean()
+    assert all(roughness(o) < roughness(image.numpy()) for o in outs)
+    assert len({round(float(roughness(o)), 3) for o in outs}) > 1

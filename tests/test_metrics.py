@@ -65,3 +65,23 @@ def test_ece_is_small_when_calibrated_and_large_when_overconfident():
     assert expected_calibration_error(labels, probs) < 0.01
     overconfident = np.where(probs > 0.5, 1.0, 0.0)
     assert expected_calibration_error(labels, overconfident) > 0.2
+
+
+def test_balanced_threshold_serves_a_balanced_test_set():
+    """On a 4:1 REAL:FAKE validation set, plain max-F1 sets a high threshold that misses fakes;
+    weighting the classes equally lowers it and gives the better balanced accuracy on a
+    balanced sample from the same score distributions."""
+    rng = np.random.default_rng(0)
+    val_y = np.r_[np.zeros(800), np.ones(200)].astype(int)
+    val_p = np.r_[rng.beta(2, 5, 800), rng.beta(5, 2, 200)]
+    plain = best_f1_threshold(val_y, val_p)["value"]
+    balanced = best_f1_threshold(val_y, val_p, balanced=True)
+    assert balanced["value"] < plain and "weighted equally" in balanced["rule"]
+    test_y = np.r_[np.zeros(5000), np.ones(5000)].astype(int)
+    test_p = np.r_[rng.beta(2, 5, 5000), rng.beta(5, 2, 5000)]
+
+    def balanced_accuracy(t):
+        per_class = classification_metrics(test_y, test_p, t)["per_class_accuracy"]
+        return (per_class["REAL"] + per_class["FAKE"]) / 2
+
+    assert balanced_accuracy(balanced["value"]) > balanced_accuracy(plain)

@@ -76,3 +76,18 @@ def test_offline_imagenet_weights_say_what_to_do(monkeypatch):
     monkeypatch.setattr(keras.applications, "EfficientNetB2", offline)
     with pytest.raises(ModelError, match="--weights none"):
         models.build_model("efficientnet_b2", weights="imagenet")
+
+
+def test_space_to_depth_stem_is_lossless_and_saves_as_h5(tmp_path):
+    """The resnet_s2d stem is exactly tf.nn.space_to_depth, built from standard layers so the
+    legacy .h5 export (models/final_model.h5) loads without custom objects."""
+    model = build_model("resnet_s2d", image_size=32)
+    x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    stem = keras.Model(model.input, model.get_layer("stem_unshuffle").output)
+    expected = tf.nn.space_to_depth(x / 127.5 - 1.0, 2)
+    np.testing.assert_allclose(stem(x), expected, atol=1e-6)
+    model.save(tmp_path / "m.h5")
+    again = keras.models.load_model(tmp_path / "m.h5", compile=False)
+    np.testing.assert_allclose(again(x, training=False), model(x, training=False), atol=1e-5)
+    with pytest.raises(ModelError, match="even"):
+        build_model("resnet_s2d", image_size=33)

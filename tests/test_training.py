@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from deepfake_detection import bundle, cli
-from deepfake_detection.config import PhaseConfig, TrainConfig
+from deepfake_detection.config import ConfigError, PhaseConfig, TrainConfig
 from deepfake_detection.detector import Detector
 from deepfake_detection.evaluation import evaluate
 from deepfake_detection.models import build_model
@@ -144,3 +144,32 @@ def test_train_config_file_keeps_its_data_unless_overridden(tmp_path):
     args = cli.build_parser().parse_args(["train", "--config", str(tmp_path / "config.json"),
                                           "--data", "elsewhere"])
     assert cli._train_config(args).data_dir == "elsewhere"
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from deepfake_detection.training import learning_rate
+
+    phase = PhaseConfig("main", epochs=5, learning_rate=2e-3, schedule="cosine")
+    schedule = learning_rate(phase, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(2e-4)
+    assert float(schedule(10)) == pytest.approx(2e-3)
+    assert float(schedule(30)) < 2e-3 and float(schedule(50)) == pytest.approx(0, abs=1e-9)
+    assert learning_rate(PhaseConfig("x", 5, 1e-3), 10) == 1e-3
+    with pytest.raises(ConfigError, match="schedule"):
+        PhaseConfig("x", 5, 1e-3, schedule="linear")
+
+
+def test_recipe_and_set_overrides(tmp_path):
+    from deepfake_detection.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--recipe", "fast", "--data", str(tmp_path), "--set", "augment_blur_jpeg=0.1",
+         "--set", "augment_flip=false", "--set", "fit=squash", "--epochs", "main=3"])
+    config = _train_config(args)
+    assert config.arch == "resnet_s2d" and config.augment_shift == 2
+    assert config.augment_blur_jpeg == 0.1 and config.augment_flip is False
+    assert config.fit == "squash" and config.phases[0].epochs == 3
+    assert config.phases[0].schedule == "cosine"
+    for bad in (["--set", "nope=1"], ["--recipe", "nope"]):
+        with pytest.raises(ConfigError):
+            _train_config(build_parser().parse_args(["train", "--data", str(tmp_path), *bad]))

@@ -37,9 +37,12 @@ def _data_dir(args: argparse.Namespace) -> str:
 
 def _train_config(args: argparse.Namespace):
     from deepfake_detection.attacks import parse_eps
-    from deepfake_detection.config import ConfigError, TrainConfig
+    from deepfake_detection.config import ConfigError, TrainConfig, recipe
 
-    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    if args.config and args.recipe:
+        raise ConfigError("--config and --recipe both give a whole configuration; pick one")
+    config = (TrainConfig.load(args.config) if args.config
+              else recipe(args.recipe or "reference"))
     overrides = {
         "output_dir": args.out, "arch": args.arch, "weights": args.weights,
         "image_size": args.image_size, "batch_size": args.batch_size,
@@ -52,6 +55,14 @@ def _train_config(args: argparse.Namespace):
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        if not hasattr(config, key) or key == "phases" or not value:
+            raise ConfigError(f"--set {item!r}: use KEY=VALUE with a TrainConfig field")
+        try:
+            setattr(config, key, type(getattr(config, key))(json.loads(value)))
+        except (ValueError, TypeError):
+            setattr(config, key, value)  # plain strings need no JSON quotes
     if args.data or args.download or not args.config:  # a saved config keeps its data
         config.data_dir = _data_dir(args)
     phases = {phase.name: phase for phase in config.phases}
@@ -166,47 +177,113 @@ PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "warni
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Score files/folders/globs; exit 0 when all scored, 1 when some could not be read."""
-    import csv
+    """Score files/folders/globs; exit 0 when all scored, 1 when some could not be read.
+
+    JSONL and CSV stream: each batch is written (and flushed) as soon as it is scored, paths are
+    walked lazily, and memory stays bounded whatever the folder's size. `--resume` skips the
+    sources already in the output file and appends the rest.
+    """
+    import itertools
+    import time
 
     from tqdm.auto import tqdm
 
-    from deepfake_detection.data import DataError, expand_inputs
+    from deepfake_detection.data import DataError, iter_inputs
     from deepfake_detection.detector import Detector
 
-    files, unmatched = expand_inputs(args.paths)
-    for item in unmatched:
-        print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
-    if not files:
+    streaming = args.jsonl or args.csv
+    if args.resume and not (streaming and args.output):
+        raise DataError("--resume needs --output FILE with --jsonl or --csv")
+    done = _already_scored(args.output, args.csv) if args.resume else set()
+    unmatched: list[str] = []
+    files = (f for f in iter_inputs(args.paths, unmatched) if f not in done)
+    first = list(itertools.islice(files, 2))
+    if not first:
+        for item in unmatched:
+            print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
+        if done:
+            print(f"nothing left to score: all {len(done)} file(s) are in {args.output}",
+                  file=sys.stderr)
+            return 0
         raise DataError("no images to score: " + ", ".join(args.paths))
+    files = itertools.chain(first, files)
     detector = Detector.load(args.model, uncertain_margin=args.uncertain_margin)
     if args.tiles:
         results = (_predict_tiled(detector, f, args.tiles) for f in files)
     else:
         results = detector.predict_many(files, batch_size=args.batch_size)
-    rows = [r.to_dict() for r in tqdm(results, total=len(files), unit="img", file=sys.stderr,
-                                      disable=len(files) < 2 or None)]
-    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    rows = (r.to_dict() for r in tqdm(results, unit="img", file=sys.stderr,
+                                      disable=len(first) < 2 or None))
+    counts = dict.fromkeys(("real", "uncertain", "fake", "error"), 0)
+
+    def counted(stream):
+        for row in stream:
+            counts["error" if row["error"] else row["verdict"]] += 1
+            yield row
+
+    started = time.perf_counter()
+    append = args.resume and Path(args.output).exists()
+    out = open(args.output, "a" if append else "w", newline="") if args.output else sys.stdout
     try:
-        if args.json:
-            json.dump(rows, out, indent=2)
+        if streaming:
+            _write_stream(counted(rows), out, csv_format=args.csv,
+                          header=not (append and Path(args.output).stat().st_size))
+        elif args.json:
+            json.dump(list(counted(rows)), out, indent=2)
             out.write("\n")
-        elif args.csv:
-            writer = csv.DictWriter(out, PREDICT_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows({**r, "warnings": "; ".join(r["warnings"])} for r in rows)
         else:
-            _print_table(rows, out)
+            _print_table(list(counted(rows)), out)
     finally:
         if out is not sys.stdout:
             out.close()
-    unreadable = sum(1 for r in rows if r["error"])
-    failed = unreadable + len(unmatched)
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("real", "uncertain", "fake")}
-    print(f"{len(rows) - unreadable} scored ({counts['real']} real, "
-          f"{counts['uncertain']} uncertain, {counts['fake']} fake), {failed} failed",
-          file=sys.stderr)
+    for item in unmatched:
+        print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    total = sum(counts.values())
+    failed = counts["error"] + len(unmatched)
+    print(f"{total - counts['error']} scored ({counts['real']} real, {counts['uncertain']} "
+          f"uncertain, {counts['fake']} fake), {failed} failed"
+          + (f", {len(done)} skipped (already in {args.output})" if done else "")
+          + f"; {total / seconds:.0f} images/s", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _already_scored(output: str, csv_format: bool) -> set[str]:
+    """Sources already in a JSONL/CSV output; a torn last line (a killed run) is ignored."""
+    import csv
+
+    path = Path(output)
+    if not path.exists():
+        return set()
+    content = path.read_bytes()
+    if content and not content.endswith(b"\n"):  # drop the torn line so appends start clean
+        path.write_bytes(content[:content.rfind(b"\n") + 1])
+    with path.open(newline="") as handle:
+        if csv_format:
+            return {row["source"] for row in csv.DictReader(handle) if row.get("source")}
+        done = set()
+        for line in handle:
+            try:
+                done.add(json.loads(line)["source"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return done
+
+
+def _write_stream(rows, out, csv_format: bool, header: bool = True) -> None:
+    """One line per image, flushed every 256 rows so a killed run loses at most a batch."""
+    import csv
+
+    writer = csv.DictWriter(out, PREDICT_FIELDS, extrasaction="ignore") if csv_format else None
+    if writer and header:
+        writer.writeheader()
+    for count, row in enumerate(rows, 1):
+        if writer:
+            writer.writerow({**row, "warnings": "; ".join(row["warnings"])})
+        else:
+            out.write(json.dumps(row) + "\n")
+        if count % 256 == 0:
+            out.flush()
 
 
 def _predict_tiled(detector, path: str, grid: int):
@@ -247,6 +324,10 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
 def _add_train_args(train: argparse.ArgumentParser) -> None:
     _add_data_args(train)
     train.add_argument("--config", help="a config.json saved by an earlier run")
+    train.add_argument("--recipe", help="named starting configuration: reference (default, the "
+                       "original EfficientNetB2 design) or fast (the measured best at 32x32)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override any config field, e.g. --set augment_blur_jpeg=0.1")
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")
     train.add_argument("--arch", help="architecture (see `deepfake-detection models`)")
     train.add_argument("--weights", help="imagenet | none | PATH (default imagenet)")
@@ -317,9 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="bundle folder (default: the bundled detector)")
     fmt = predict.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    fmt.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    fmt.add_argument("--csv", action="store_true", help="CSV, one row per image, streamed")
+    fmt.add_argument("--jsonl", action="store_true",
+                     help="JSON Lines, one object per image, streamed (for folders of any size)")
     predict.add_argument("--output", "-o", help="write the table/JSON/CSV to this file")
     predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--resume", action="store_true",
+                         help="with --output and --jsonl/--csv: skip the sources already in the "
+                         "file and append the rest (after an interrupted run)")
     predict.add_argument("--tiles", type=int, default=0, metavar="N",
                          help="also score an NxN grid of tiles and average (large images)")
     predict.add_argument("--uncertain-margin", type=float, default=0.1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,26 +152,37 @@ def stratified_split(files: FileList, fraction: float, seed: int) -> tuple[FileL
     return subset(~val_mask), subset(val_mask)
 
 
-def expand_inputs(items: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Files, folders (recursive, image suffixes only) and globs -> (image files, unmatched).
+def iter_inputs(items: Sequence[str], unmatched: list[str] | None = None) -> Iterator[str]:
+    """Files, folders (recursive, image suffixes only) and globs -> image paths, lazily.
 
-    Explicit files are kept whatever their suffix, so a mislabelled image is still tried.
+    Folders are walked one directory at a time in sorted order, so a folder of millions of files
+    streams in bounded memory and in the same order on every run. Explicit files are kept
+    whatever their suffix, so a mislabelled image is still tried. Items that match nothing are
+    appended to `unmatched`.
     """
     import glob
 
-    files: list[str] = []
-    unmatched: list[str] = []
     for item in items:
         matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
         if not matches or not all(Path(m).exists() for m in matches):
-            unmatched.append(item)
+            if unmatched is not None:
+                unmatched.append(item)
             continue
-        for match in map(Path, matches):
-            if match.is_dir():
-                files.extend(str(p) for p in sorted(match.rglob("*"))
-                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            else:
-                files.append(str(match))
+        for match in matches:
+            if not Path(match).is_dir():
+                yield match
+                continue
+            for root, dirs, names in os.walk(match):
+                dirs.sort()
+                for name in sorted(names):
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                        yield os.path.join(root, name)
+
+
+def expand_inputs(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`iter_inputs` as a list: (image files, items that matched nothing)."""
+    unmatched: list[str] = []
+    files = list(iter_inputs(items, unmatched))
     return files, unmatched
 
 
@@ -195,12 +206,13 @@ def make_dataset(
     training: bool = False,
     seed: int = 0,
     cache: bool = False,
-    flip: bool = False,
+    augment: Augmentation | None = None,
 ):
     """A batched `tf.data.Dataset` of (0..255 float32 images, float labels), or images only.
 
     Decoding runs in parallel through `imaging.load_prepared`, the same function the Detector
     uses. Files that fail to decode anyway (changed since screening) are dropped, not fatal.
+    `augment` applies only when `training` is true, after the cache (fresh draws every epoch).
     """
     import tensorflow as tf
 
@@ -227,10 +239,83 @@ def make_dataset(
         ds = ds.cache()
         if training:
             ds = ds.shuffle(min(len(paths), 20000), seed=seed, reshuffle_each_iteration=True)
+    if training and augment and augment.per_image:
+        fn = augment.image_fn(seed)
+        ds = ds.map(fn if labels is None else (lambda x, y: (fn(x), y)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
-    if training and flip:
+    if training and augment and augment.flip:
         ds = ds.map(_random_flip(seed), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-time augmentation of prepared (model-input-size, 0..255) images.
+
+    Args:
+        flip: bool. Random horizontal flips (per batch, vectorised).
+        shift: int. Random translation by up to this many pixels each way (reflect padding, then
+            a random crop back to size): the CIFAR recipe for small from-scratch CNNs.
+        blur_jpeg_p: float. Wang et al. (2020): with this probability Gaussian blur with sigma
+            ~ U[0, blur_sigma_max], then, independently with the same probability, a JPEG
+            re-encode at quality ~ U[jpeg_min, 100]. Teaches the detector that a re-save or a
+            soft resize is not evidence either way.
+        blur_sigma_max: float. Upper bound of the blur sigma in pixels of the model input.
+        jpeg_min: int. Lowest JPEG quality drawn.
+    """
+
+    flip: bool = False
+    shift: int = 0
+    blur_jpeg_p: float = 0.0
+    blur_sigma_max: float = 3.0
+    jpeg_min: int = 30
+
+    @property
+    def per_image(self) -> bool:
+        return self.shift > 0 or self.blur_jpeg_p > 0
+
+    def image_fn(self, seed: int):
+        """A tf function on one HxWx3 float image drawing from a seeded generator."""
+        import tensorflow as tf
+
+        rng = tf.random.Generator.from_seed(seed + 1)
+        radius = max(1, int(np.ceil(3 * self.blur_sigma_max)))
+        taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+
+        def blur(image):
+            sigma = tf.maximum(rng.uniform((), 0.0, self.blur_sigma_max), 1e-3)
+            kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+            kernel /= tf.reduce_sum(kernel)
+            padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                            mode="SYMMETRIC")
+            rows = tf.tile(tf.reshape(kernel, (-1, 1, 1, 1)), (1, 1, 3, 1))
+            cols = tf.tile(tf.reshape(kernel, (1, -1, 1, 1)), (1, 1, 3, 1))
+            out = tf.nn.depthwise_conv2d(padded, rows, (1, 1, 1, 1), "VALID")
+            return tf.nn.depthwise_conv2d(out, cols, (1, 1, 1, 1), "VALID")[0]
+
+        def jpeg(image):
+            quality = rng.uniform((), self.jpeg_min, 101, dtype=tf.int32)
+            encoded = tf.image.adjust_jpeg_quality(tf.round(image) / 255.0, quality)
+            return encoded * 255.0
+
+        def apply(image):
+            size = tf.shape(image)
+            if self.shift:
+                s = self.shift
+                padded = tf.pad(image, [[s, s], [s, s], [0, 0]], mode="REFLECT")
+                dy, dx = rng.uniform((), 0, 2 * s + 1, tf.int32), rng.uniform((), 0, 2 * s + 1,
+                                                                               tf.int32)
+                image = padded[dy:dy + size[0], dx:dx + size[1]]
+            if self.blur_jpeg_p:
+                if rng.uniform(()) < self.blur_jpeg_p:
+                    image = blur(image)
+                if rng.uniform(()) < self.blur_jpeg_p:
+                    image = jpeg(image)
+            image = tf.clip_by_value(image, 0.0, 255.0)
+            return tf.ensure_shape(image, (None, None, 3))
+
+        return apply
 
 
 def _random_flip(seed: int):

@@ -33,9 +33,31 @@ def image_spec(config: TrainConfig) -> ImageSpec:
     return ImageSpec(size=config.image_size, resize_method=config.resize_method, fit=config.fit)
 
 
-def _compile(model: keras.Model, phase: PhaseConfig) -> None:
+def augmentation(config: TrainConfig) -> data.Augmentation:
+    return data.Augmentation(flip=config.augment_flip, shift=config.augment_shift,
+                             blur_jpeg_p=config.augment_blur_jpeg,
+                             blur_sigma_max=config.augment_blur_sigma_max,
+                             jpeg_min=config.augment_jpeg_min)
+
+
+def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
+    """A float for `plateau`; for `cosine` one warm-up epoch from LR/10, then cosine to 0."""
+    if phase.schedule == "plateau":
+        return phase.learning_rate
+    warmup = steps_per_epoch if phase.epochs > 1 else 0
+    return keras.optimizers.schedules.CosineDecay(
+        phase.learning_rate / 10 if warmup else phase.learning_rate,
+        decay_steps=max(1, steps_per_epoch * phase.epochs - warmup),
+        warmup_target=phase.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def _compile(model: keras.Model, phase: PhaseConfig, steps_per_epoch: int = 1,
+             config: TrainConfig | None = None) -> None:
+    config = config or TrainConfig()
     model.compile(
-        optimizer=keras.optimizers.Adam(phase.learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate(phase, steps_per_epoch), weight_decay=config.weight_decay or None,
+            use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum or 0.99),
         loss=keras.losses.BinaryCrossentropy(
             from_logits=True, label_smoothing=phase.label_smoothing
         ),
@@ -47,14 +69,19 @@ def _compile(model: keras.Model, phase: PhaseConfig) -> None:
     )
 
 
-def _callbacks(config: TrainConfig, robust: bool = False) -> list[keras.callbacks.Callback]:
+def _callbacks(config: TrainConfig, robust: bool = False,
+               plateau: bool = True) -> list[keras.callbacks.Callback]:
     """EarlyStopping and ReduceLROnPlateau on validation loss, or, in adversarial phases with
     the robustness monitor, on validation PGD accuracy: clean loss rises while a model becomes
-    robust, and restoring the best clean epoch would undo the adversarial training."""
+    robust, and restoring the best clean epoch would undo the adversarial training. A scheduled
+    (cosine) phase gets no plateau cuts."""
     key, mode = ("val_pgd_acc", "max") if robust else ("val_loss", "min")
+    stop = keras.callbacks.EarlyStopping(monitor=key, mode=mode, restore_best_weights=True,
+                                         patience=config.early_stopping_patience)
+    if not plateau:
+        return [stop]
     return [
-        keras.callbacks.EarlyStopping(monitor=key, mode=mode, restore_best_weights=True,
-                                      patience=config.early_stopping_patience),
+        stop,
         keras.callbacks.ReduceLROnPlateau(
             monitor=key,
             mode=mode,
@@ -151,7 +178,8 @@ def catastrophic_overfitting(history: dict[str, dict]) -> bool:
 
 
 def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, weights,
-              adversarial: bool = False, monitor: RobustnessMonitor | None = None) -> dict:
+              adversarial: bool = False, monitor: RobustnessMonitor | None = None,
+              steps_per_epoch: int = 1) -> dict:
     """Train one phase and return its per-epoch history (empty when the phase is skipped)."""
     if phase.epochs <= 0:
         log.info("phase %s: 0 epochs, skipped", phase.name)
@@ -162,9 +190,9 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
                  "network instead of freezing the base", phase.name)
     set_base_trainable(model, not freeze)
     fit_model = AdversarialModel(model, config) if adversarial else model
-    _compile(fit_model, phase)
-    log.info("phase %s: up to %d epochs, Adam %.0e, label smoothing %.2f, base %s, %s",
-             phase.name, phase.epochs, phase.learning_rate, phase.label_smoothing,
+    _compile(fit_model, phase, steps_per_epoch, config)
+    log.info("phase %s: up to %d epochs, Adam %.0e (%s), label smoothing %.2f, base %s, %s",
+             phase.name, phase.epochs, phase.learning_rate, phase.schedule, phase.label_smoothing,
              "frozen" if freeze else "trainable",
              f"adversarial ({config.adv_attack}, eps {config.adv_eps}/255, "
              f"{config.adv_ratio:.0%} of each batch)" if adversarial else "clean batches")
@@ -178,7 +206,8 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
         class_weight=weights,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
         callbacks=([monitor] if monitor and adversarial else [])
-        + _callbacks(config, robust=bool(monitor and adversarial)),
+        + _callbacks(config, robust=bool(monitor and adversarial),
+                     plateau=phase.schedule == "plateau"),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -243,10 +272,11 @@ def train(config: TrainConfig) -> Path:
 
     train_ds = data.make_dataset(train_files.paths, train_files.labels, spec, config.batch_size,
                                  training=True, seed=config.seed, cache=cache,
-                                 flip=config.augment_flip)
+                                 augment=augmentation(config))
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, config.batch_size,
                                cache=cache)
 
+    steps_per_epoch = -(-len(train_files.paths) // config.batch_size)
     model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
     monitor = _robustness_monitor(model, val_files, spec, config)
     history: dict[str, Any] = {}
@@ -254,7 +284,7 @@ def train(config: TrainConfig) -> Path:
     for phase in config.phases:
         adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
         history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights,
-                                        adversarial, monitor)
+                                        adversarial, monitor, steps_per_epoch)
         adversarial_ran |= phase.adversarial and bool(history[phase.name])
     train_seconds = time.time() - started
 
@@ -263,7 +293,7 @@ def train(config: TrainConfig) -> Path:
     calibration = calibrate(val_files.labels, val_logits, config.calibrate)
     # The threshold is chosen on calibrated probabilities, the scale the Detector reports.
     val_probs = expit(val_logits / calibration["temperature"])
-    threshold = best_f1_threshold(val_files.labels, val_probs)
+    threshold = best_f1_threshold(val_files.labels, val_probs, config.threshold_balanced)
     log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration["temperature"],
              calibration["val_ece_before"], calibration["val_ece_after"])
     log.info("threshold %.4f (%s)", threshold["value"], threshold["rule"])
