@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/python -m pip install -q -e ".[scale]"  # the Ray runner is tested too
 # The browser test drives Debian's Chromium (Playwright's own browser download needs the
 # internet); install it where we can, otherwise that one test skips.
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -286,6 +286,19 @@ def _write_stream(rows, out, csv_format: bool, header: bool = True) -> None:
             out.flush()
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """`predict --jsonl` on Ray Data (local, or a cluster with --address)."""
+    from deepfake_detection.scan import scan
+
+    result = scan(args.paths, args.output, model=args.model, batch_size=args.batch_size,
+                  concurrency=args.concurrency, address=args.address,
+                  uncertain_margin=args.uncertain_margin)
+    print(f"{result['images'] - result['error']} scored ({result['real']} real, "
+          f"{result['uncertain']} uncertain, {result['fake']} fake), {result['error']} failed; "
+          f"{result['images_per_s']:.0f} images/s on Ray -> {args.output}", file=sys.stderr)
+    return 1 if result["error"] else 0
+
+
 def _predict_tiled(detector, path: str, grid: int):
     from deepfake_detection.detector import Prediction
     from deepfake_detection.imaging import ImageError
@@ -412,6 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="half-width of the 'uncertain' band around the threshold")
     predict.set_defaults(func=cmd_predict)
 
+    scan = sub.add_parser("scan", help="score a folder of any size on Ray Data (pip install "
+                          "'.[scale]'): locally, or on a cluster with --address")
+    scan.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
+    scan.add_argument("--output", "-o", required=True, help="JSON Lines file to write")
+    scan.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    scan.add_argument("--batch-size", type=int, default=256)
+    scan.add_argument("--concurrency", type=int, default=1,
+                      help="Detector actors (one model each; about one per 1-2 cores)")
+    scan.add_argument("--address", help="Ray cluster (auto, ray://HOST:10001); default: local")
+    scan.add_argument("--uncertain-margin", type=float, default=0.1)
+    scan.set_defaults(func=cmd_scan)
+
     app = sub.add_parser("app", help="serve the Gradio web app on localhost")
     app.add_argument("--model", help="bundle folder (default: the bundled detector)")
     app.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
@@ -440,10 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     from deepfake_detection.data import DataError
     from deepfake_detection.imaging import ImageError
     from deepfake_detection.models import ModelError
+    from deepfake_detection.scan import ScanError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, ImageError, BundleError, ModelError) as error:
+    except (ConfigError, DataError, ImageError, BundleError, ModelError, ScanError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
