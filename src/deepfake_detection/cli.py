@@ -22,6 +22,7 @@ def _setup_logging(log_file: Path | None = None) -> None:
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # per-step all-reduce chatter
 
 
 def _data_dir(args: argparse.Namespace) -> str:
@@ -50,7 +51,7 @@ def _train_config(args: argparse.Namespace):
         "max_images_per_class": args.max_per_class, "export_stem": args.export,
         "early_stopping_patience": args.patience, "adv_attack": args.adv_attack,
         "adv_eps": args.adv_eps and parse_eps(args.adv_eps), "adv_ratio": args.adv_ratio,
-        "adv_steps": args.adv_steps,
+        "adv_steps": args.adv_steps, "strategy": args.strategy,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -75,8 +76,14 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.cpu_replicas:
+        from deepfake_detection.distribute import split_cpu
+
+        split_cpu(args.cpu_replicas)
     config = _train_config(args)
-    _setup_logging(Path(config.output_dir) / "train.log")
+    from deepfake_detection.distribute import output_dir
+
+    _setup_logging(output_dir(config.output_dir) / "train.log")
     from deepfake_detection.training import train
 
     log.info("config: %s", config.to_dict())
@@ -359,6 +366,12 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--adv-eps", help="adversarial-training eps in /255: 8/255 or 8")
     train.add_argument("--adv-ratio", type=float, help="adversarial share of a batch (0.3)")
     train.add_argument("--adv-steps", type=int, help="PGD steps in adversarial training")
+    train.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                       help="tf.distribute: one device, this machine's devices, or the "
+                       "machines in TF_CONFIG (batch size is per replica; LR scales with them)")
+    train.add_argument("--cpu-replicas", type=int, metavar="N",
+                       help="split the CPU into N logical devices (try mirrored/multiworker "
+                       "without GPUs)")
 
 
 def build_parser() -> argparse.ArgumentParser:

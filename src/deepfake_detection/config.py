@@ -109,6 +109,12 @@ class TrainConfig:
             one (the fine-tune), so the saved model is the robust one.
         adv_monitor_images: int. Validation images attacked with PGD after each adversarial
             epoch, to detect catastrophic overfitting (0 to skip).
+        strategy: str. `default` (one device), `mirrored` (this machine's GPUs or logical CPUs)
+            or `multiworker` (machines listed in TF_CONFIG); see `deepfake_detection.distribute`.
+        scale_lr: bool. Multiply learning rates by the replica count (batch_size is per
+            replica, so the global batch grows with the replicas).
+        backup: bool. Back up training state every epoch under `<output_dir>/backup`, so an
+            interrupted run, started again with the same command, resumes there.
         export_stem: str. Also write `<stem>.keras` and legacy `<stem>.h5` (the original
             project's `models/final_model.h5`); empty to skip.
     """
@@ -148,6 +154,9 @@ class TrainConfig:
     adv_ratio: float = 0.3
     adv_carry_through: bool = True
     adv_monitor_images: int = 256
+    strategy: str = "default"
+    scale_lr: bool = True
+    backup: bool = True
     export_stem: str = "models/final_model"
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import sys
 import time
 import warnings
@@ -14,7 +16,7 @@ import keras
 import numpy as np
 from scipy.special import expit, logit
 
-from deepfake_detection import attacks, bundle, data
+from deepfake_detection import attacks, bundle, data, distribute
 from deepfake_detection.config import PhaseConfig, TrainConfig
 from deepfake_detection.imaging import ImageSpec, load_prepared
 from deepfake_detection.metrics import (
@@ -27,6 +29,8 @@ from deepfake_detection.metrics import (
 from deepfake_detection.models import build_model, set_base_trainable
 
 log = logging.getLogger(__name__)
+
+BACKUP_DIR = "backup"
 
 
 def image_spec(config: TrainConfig) -> ImageSpec:
@@ -179,11 +183,24 @@ def catastrophic_overfitting(history: dict[str, dict]) -> bool:
 
 def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, weights,
               adversarial: bool = False, monitor: RobustnessMonitor | None = None,
-              steps_per_epoch: int = 1) -> dict:
-    """Train one phase and return its per-epoch history (empty when the phase is skipped)."""
+              steps_per_epoch: int = 1, backup_dir: Path | None = None,
+              fit_steps: dict[str, int] | None = None) -> dict:
+    """Train one phase and return its per-epoch history (empty when the phase is skipped).
+
+    With `backup_dir`, a finished phase leaves its weights and history there (a restarted run
+    skips it), and an unfinished one is backed up every epoch by BackupAndRestore (a restarted
+    run resumes it at the last finished epoch). `fit_steps` fixes steps per epoch for
+    distributed runs, where every replica must run the same number of steps.
+    """
     if phase.epochs <= 0:
         log.info("phase %s: 0 epochs, skipped", phase.name)
         return {}
+    done = backup_dir / f"{phase.name}.done.weights.h5" if backup_dir else None
+    if done and done.exists():
+        model.load_weights(done)
+        log.info("phase %s: finished before the restart, weights restored from %s", phase.name,
+                 done)
+        return json.loads(done.with_suffix("").with_suffix(".history.json").read_text())
     freeze = phase.freeze_base and config.weights != "none"
     if phase.freeze_base and not freeze:
         log.info("phase %s: base has random weights (--weights none), so it trains the whole "
@@ -191,6 +208,8 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
     set_base_trainable(model, not freeze)
     fit_model = AdversarialModel(model, config) if adversarial else model
     _compile(fit_model, phase, steps_per_epoch, config)
+    if config.strategy == "multiworker":
+        distribute.patch_for_multiworker(fit_model)
     log.info("phase %s: up to %d epochs, Adam %.0e (%s), label smoothing %.2f, base %s, %s",
              phase.name, phase.epochs, phase.learning_rate, phase.schedule, phase.label_smoothing,
              "frozen" if freeze else "trainable",
@@ -199,18 +218,32 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
     # With bad files dropped on the fly the epoch length is unknown until the first one ends;
     # Keras then warns that the input "ran out of data", which is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
+    callbacks = ([monitor] if monitor and adversarial else []) + _callbacks(
+        config, robust=bool(monitor and adversarial), plateau=phase.schedule == "plateau")
+    if backup_dir:
+        phase_backup = backup_dir / phase.name
+        state = phase_backup / "training_metadata.json"
+        if state.exists():
+            log.info("phase %s: resuming from its backup after epoch %d", phase.name,
+                     json.loads(state.read_text())["epoch"])
+        if not fit_model.built:  # BackupAndRestore restores into built models only
+            fit_model(np.zeros((1, *model.input_shape[1:]), np.float32))
+        callbacks.append(keras.callbacks.BackupAndRestore(str(phase_backup)))
     history = fit_model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=phase.epochs,
         class_weight=weights,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=([monitor] if monitor and adversarial else [])
-        + _callbacks(config, robust=bool(monitor and adversarial),
-                     plateau=phase.schedule == "plateau"),
+        callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
+        **(fit_steps or {}),
     )
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    result = {k: [float(v) for v in values] for k, values in history.history.items()}
+    if done:
+        model.save_weights(done)
+        done.with_suffix("").with_suffix(".history.json").write_text(json.dumps(result))
+    return result
 
 
 def predict_logits(model: keras.Model, dataset) -> np.ndarray:
@@ -250,14 +283,34 @@ def _resolve_splits(config: TrainConfig) -> tuple[data.FileList, data.FileList, 
     return train_files, val_files, files.rejected
 
 
+def _backup_dir(out: Path, config: TrainConfig) -> Path:
+    """The run's backup folder; a backup left by a different configuration is discarded."""
+    backup = out / BACKUP_DIR
+    saved = backup / bundle.CONFIG_FILE
+    if saved.exists() and json.loads(saved.read_text()) != json.loads(
+            json.dumps(config.to_dict())):
+        log.warning("discarding %s: it was made with a different configuration", backup)
+        shutil.rmtree(backup)
+    backup.mkdir(parents=True, exist_ok=True)
+    config.save(saved)
+    return backup
+
+
 def train(config: TrainConfig) -> Path:
     """Run the whole recipe and save a bundle into `config.output_dir`; returns that folder."""
     started = time.time()
+    strategy = distribute.strategy_for(config.strategy)  # first: before any TensorFlow work
+    replicas = strategy.num_replicas_in_sync
     commit = bundle.git_commit()  # the code that runs, not what HEAD is when training ends
     keras.utils.set_random_seed(config.seed)
-    out = Path(config.output_dir)
+    out = distribute.output_dir(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = image_spec(config)
+    global_batch = config.batch_size * replicas
+    if replicas > 1 or config.strategy != "default":
+        log.info("strategy %s: %d replica(s), global batch %d (%d per replica), learning rates "
+                 "x%d", config.strategy, replicas, global_batch, config.batch_size,
+                 replicas if config.scale_lr else 1)
 
     train_files, val_files, rejected = _resolve_splits(config)
     log.info("train %s, validation %s, rejected %d file(s)",
@@ -270,25 +323,45 @@ def train(config: TrainConfig) -> Path:
     weights = data.class_weights(train_files.labels) if config.class_balance == "weights" else None
     log.info("class balance: %s %s", config.class_balance, weights or "")
 
-    train_ds = data.make_dataset(train_files.paths, train_files.labels, spec, config.batch_size,
+    train_ds = data.make_dataset(train_files.paths, train_files.labels, spec, global_batch,
                                  training=True, seed=config.seed, cache=cache,
                                  augment=augmentation(config))
-    val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, config.batch_size,
+    val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
+    steps_per_epoch = -(-len(train_files.paths) // global_batch)
+    fit_steps = None
+    if config.strategy != "default":
+        # Replicas must agree on the number of steps: repeat and fix the epoch length (each
+        # epoch still sees every training image about once).
+        steps_per_epoch = max(1, len(train_files.paths) // global_batch)
+        fit_steps = {"steps_per_epoch": steps_per_epoch,
+                     "validation_steps": max(1, len(val_files.paths) // global_batch)}
+        train_ds, val_ds = train_ds.repeat(), val_ds.repeat()
+        if config.strategy == "multiworker":  # each worker keeps its share of the elements
+            import tensorflow as tf
 
-    steps_per_epoch = -(-len(train_files.paths) // config.batch_size)
-    model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
-    monitor = _robustness_monitor(model, val_files, spec, config)
-    history: dict[str, Any] = {}
-    adversarial_ran = False
-    for phase in config.phases:
-        adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
-        history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights,
-                                        adversarial, monitor, steps_per_epoch)
-        adversarial_ran |= phase.adversarial and bool(history[phase.name])
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.DATA)
+            train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+    phases = [dataclasses.replace(p, learning_rate=p.learning_rate * replicas)
+              if config.scale_lr else p for p in config.phases]
+    backup_dir = _backup_dir(out, config) if config.backup else None
+
+    with strategy.scope():
+        model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
+        monitor = _robustness_monitor(model, val_files, spec, config)
+        history: dict[str, Any] = {}
+        adversarial_ran = False
+        for phase in phases:
+            adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
+            history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights,
+                                            adversarial, monitor, steps_per_epoch, backup_dir,
+                                            fit_steps)
+            adversarial_ran |= phase.adversarial and bool(history[phase.name])
     train_seconds = time.time() - started
 
-    val_images = val_ds.map(lambda x, y: x)
+    val_images = data.make_dataset(val_files.paths, None, spec, config.batch_size)
     val_logits = predict_logits(model, val_images)
     calibration = calibrate(val_files.labels, val_logits, config.calibrate)
     # The threshold is chosen on calibrated probabilities, the scale the Detector reports.
@@ -313,6 +386,8 @@ def train(config: TrainConfig) -> Path:
             "catastrophic_overfitting": catastrophic_overfitting(history),
         },
         "config": config.to_dict(),
+        "distribution": {"strategy": config.strategy, "replicas": replicas,
+                         "global_batch": global_batch},
         "data": {
             "train": train_files.counts(),
             "validation": val_files.counts(),
@@ -335,7 +410,9 @@ def train(config: TrainConfig) -> Path:
     bundle.save_bundle(model, out, metadata, check_batch)
     config.save(out / bundle.CONFIG_FILE)
     (out / bundle.HISTORY_FILE).write_text(json.dumps(history, indent=2))
-    if config.export_stem:
+    if backup_dir:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # the bundle is complete
+    if config.export_stem and distribute.is_chief():
         for path in bundle.export_model(model, config.export_stem, check_batch):
             log.info("exported %s", path)
     log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
