@@ -173,3 +173,25 @@ def test_recipe_and_set_overrides(tmp_path):
     for bad in (["--set", "nope=1"], ["--recipe", "nope"]):
         with pytest.raises(ConfigError):
             _train_config(build_parser().parse_args(["train", "--data", str(tmp_path), *bad]))
+
+
+def test_another_folder_gets_an_in_distribution_comparison(trained, tmp_path):
+    """A folder the detector never saw (other seed, 64px images): same report, the bundle's
+    threshold and temperature carried over unchanged, and a side-by-side with validation."""
+    from .conftest import write_split
+
+    root, out = trained
+    write_split(tmp_path / "other" / "test", 10, np.random.default_rng(7), size=64)
+    detector = Detector.load(out)
+    report = evaluate(detector, tmp_path / "other", tmp_path / "rep", progress=False)
+    g = report["generalisation"]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert g["retuned"] is False and g["same_source_as_training"] is False
+    assert g["threshold"] == detector.threshold == meta["threshold"]["value"]
+    assert report["clean"]["at_threshold"]["threshold"] == detector.threshold
+    assert g["in_distribution"]["ROC-AUC"] == meta["validation_metrics"]["roc_auc"]
+    assert g["this"]["accuracy"] == report["clean"]["at_threshold"]["accuracy"]
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## In-distribution vs this folder" in text and "Finding:" in text
+    own = evaluate(detector, root / "data", tmp_path / "own", progress=False)
+    assert own["generalisation"]["same_source_as_training"] is True
