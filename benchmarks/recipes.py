@@ -106,7 +106,8 @@ def run_recipe(name: str, args: dict, queue) -> None:
     out = Path(args["workdir"]) / name
     config = recipe(base)
     for key, value in {**overrides, "data_dir": args["data"], "output_dir": str(out),
-                       "export_stem": "", "seed": args["seed"]}.items():
+                       "export_stem": "", "seed": args["seed"],
+                       "val_fraction": args["val_fraction"]}.items():
         setattr(config, key, value)
     for phase in config.phases:
         phase.epochs = 0 if phase.adversarial else phase.epochs
@@ -160,8 +161,9 @@ def render(result: dict) -> str:
     base = rows[0]
     lines = [f"# Recipes on `{result['data']}` ({result['machine']}, {result['cores']} cores)",
              "", f"Command: `{result['command']}`. Seed {result['seed']}, the same split for "
-             "every recipe, no adversarial training, threshold from validation (classes "
-             "weighted equally), each recipe in its own process, one after the other.", "",
+             f"every recipe ({result['val_fraction']:.0%} of train held out for validation), no "
+             "adversarial training, threshold from validation (classes weighted equally), each "
+             "recipe in its own process, one after the other.", "",
              "Each recipe is `deepfake-detection train --recipe R` plus the overrides shown "
              "(`--set KEY=VALUE`).", "",
              "| recipe | arch | params | MB | test acc. | REAL | FAKE | ROC-AUC | PR-AUC | "
@@ -210,13 +212,16 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/sd-vs-real-32")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="validation share of train, the same for every recipe")
+    parser.add_argument("--keep", help="keep each recipe's bundle under this folder")
     parser.add_argument("--out", default=str(RESULTS), help="folder for recipes.{json,md}")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     context = multiprocessing.get_context("spawn")
     rows = []
-    with tempfile.TemporaryDirectory() as workdir:
-        shared = {**vars(args), "workdir": workdir}
+    with tempfile.TemporaryDirectory() as tmp:
+        shared = {**vars(args), "workdir": args.keep or tmp}
         for name in args.recipes:
             queue = context.Queue()
             child = context.Process(target=run_recipe, args=(name, shared, queue))
@@ -224,7 +229,8 @@ def main() -> None:
             rows.append(queue.get())
             child.join()
     result = {"data": args.data, "machine": cpu_model(), "cores": os.cpu_count(),
-              "command": "python " + " ".join(sys.argv), "seed": args.seed, "rows": rows}
+              "command": "python " + " ".join(sys.argv), "seed": args.seed,
+              "val_fraction": args.val_fraction, "rows": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps(result, indent=2))

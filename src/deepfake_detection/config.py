@@ -199,7 +199,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "reference": {},
     # The project's measured best at 32x32 on CPU (benchmarks/recipes.py).
     "fast": {"arch": "resnet_s2d", "weights": "none", "augment_shift": 2,
-             "early_stopping_patience": 6},
+             "val_fraction": 0.1, "early_stopping_patience": 6},
 }
 
 
