@@ -216,7 +216,11 @@ def main() -> None:
                         help="validation share of train, the same for every recipe")
     parser.add_argument("--keep", help="keep each recipe's bundle under this folder")
     parser.add_argument("--out", default=str(RESULTS), help="folder for recipes.{json,md}")
+    parser.add_argument("--from-json", help="re-render the table and plot from a recipes.json")
     args = parser.parse_args()
+    if args.from_json:
+        write(json.loads(Path(args.from_json).read_text()), Path(args.out))
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     context = multiprocessing.get_context("spawn")
     rows = []
@@ -231,10 +235,17 @@ def main() -> None:
     result = {"data": args.data, "machine": cpu_model(), "cores": os.cpu_count(),
               "command": "python " + " ".join(sys.argv), "seed": args.seed,
               "val_fraction": args.val_fraction, "rows": rows}
-    out = Path(args.out)
+    write(result, Path(args.out))
+
+
+def write(result: dict, out: Path) -> None:
+    """recipes.json, recipes.md and battery.png (every recipe's battery in one figure)."""
+    from deepfake_detection.perturbations import plot_comparison
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps(result, indent=2))
-    (out / "recipes.md").write_text(render(result))
+    plot_comparison({r["recipe"]: r["battery"] for r in result["rows"]}, out / "battery.png")
+    (out / "recipes.md").write_text(render(result) + "\n![battery](battery.png)\n")
     print(render(result))
 
 

@@ -62,3 +62,20 @@ def test_training_fits_a_temperature_and_recalibration_keeps_decisions(tiny_bund
                                                              .rglob("*.png"))])
     p0, p1 = before.probabilities(images), after.probabilities(images)
     assert np.array_equal(p0 >= before.threshold, p1 >= after.threshold)
+
+
+def test_comparison_plot_has_a_panel_per_family(tmp_path):
+    from PIL import Image
+
+    from deepfake_detection.perturbations import BATTERY, plot_comparison
+
+    def fake_result(drop: float) -> dict:
+        clean = {"accuracy": 0.9, "roc_auc": 0.95}
+        return {"clean": clean, "families": {
+            f: [{"level": v, "accuracy": 0.9 - drop * i, "roc_auc": 0.95 - drop * i}
+                for i, v in enumerate(levels, 1)] for f, levels in BATTERY.items()}}
+
+    path = plot_comparison({"plain": fake_result(0.05), "augmented": fake_result(0.01)},
+                           tmp_path / "battery.png")
+    width, height = Image.open(path).size
+    assert width > 3 * height  # one panel per family, side by side

@@ -402,8 +402,19 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
         f"{at['per_class_accuracy']['FAKE']:.4f} | {at['precision']:.4f} | {at['recall']:.4f} | "
         f"{at['f1']:.4f} | {clean['roc_auc']:.4f} | {clean['pr_auc']:.4f} |",
         "",
-        "Per source (file-name prefix): " + ", ".join(
+        f"FAKE recall at 1% / 5% false-positive rate on REAL: {clean['recall_at_1pct_fpr']:.3f}"
+        f" / {clean['recall_at_5pct_fpr']:.3f}. Per source (file-name prefix): " + ", ".join(
             f"{g} {row['accuracy']:.3f}" for g, row in clean["per_group"].items()) + ".",
+    ]
+    if "perturbations" in report:
+        lines += ["", "## Everyday processing (test split, accuracy / ROC-AUC at the threshold)",
+                  "", "| perturbation | mildest level | strongest level |", "|---|---|---|"]
+        for family, rows in report["perturbations"]["families"].items():
+            lo, hi = rows[0], rows[-1]
+            lines.append(f"| {family} | {lo['level']:g}: {lo['accuracy']:.3f} / "
+                         f"{lo['roc_auc']:.3f} | {hi['level']:g}: {hi['accuracy']:.3f} / "
+                         f"{hi['roc_auc']:.3f} |")
+    lines += [
         "",
         "## Limits",
         "",

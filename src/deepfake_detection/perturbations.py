@@ -101,6 +101,36 @@ def plot_battery(result: dict[str, Any], out: Path) -> list[str]:
     return names
 
 
+def plot_comparison(results: dict[str, dict[str, Any]], path: Path) -> str:
+    """Several detectors' batteries in one figure: a panel per family, ROC-AUC (solid) and
+    accuracy at each bundle's threshold (dashed) against the level; level 'clean' first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(next(iter(results.values()))["families"])
+    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3.2), sharey=True)
+    for ax, family in zip(np.atleast_1d(axes), families):
+        for i, (name, result) in enumerate(results.items()):
+            rows = result["families"][family]
+            labels = ["clean"] + [f"{r['level']:g}" for r in rows]
+            colour = f"C{i}"
+            for key, style in (("roc_auc", "-"), ("accuracy", "--")):
+                values = [result["clean"][key]] + [r[key] for r in rows]
+                ax.plot(labels, values, style, marker="o", ms=3, color=colour,
+                        label=f"{name} {'ROC-AUC' if key == 'roc_auc' else 'accuracy'}")
+        ax.set_title(family, fontsize=9)
+        ax.set_ylim(0.4, 1.0)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    np.atleast_1d(axes)[0].legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 def render_battery(result: dict[str, Any]) -> list[str]:
     c = result["clean"]
     lines = ["", "## Perturbation battery", "",
