@@ -36,6 +36,7 @@ RECIPES = {
     "fast": ("fast", {}),
     # The same with Wang et al.'s blur + JPEG augmentation (issue #6's comparison).
     "fast_blur_jpeg": ("fast", {"augment_blur_jpeg": 0.2, "augment_blur_sigma_max": 1.5}),
+    "fast_blur_jpeg_p0.1": ("fast", {"augment_blur_jpeg": 0.1, "augment_blur_sigma_max": 1.5}),
 }
 # Battery levels summarised in the table (the full battery is in the JSON).
 BATTERY_COLUMNS = (("jpeg_quality", 40), ("gaussian_blur_sigma", 1.0),
