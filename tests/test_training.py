@@ -163,11 +163,11 @@ def test_recipe_and_set_overrides(tmp_path):
     from deepfake_detection.cli import _train_config, build_parser
 
     args = build_parser().parse_args(
-        ["train", "--recipe", "fast", "--data", str(tmp_path), "--set", "augment_blur_jpeg=0.1",
+        ["train", "--recipe", "fast", "--data", str(tmp_path), "--set", "augment_blur_jpeg=0.3",
          "--set", "augment_flip=false", "--set", "fit=squash", "--epochs", "main=3"])
     config = _train_config(args)
     assert config.arch == "resnet_s2d" and config.augment_shift == 2
-    assert config.augment_blur_jpeg == 0.1 and config.augment_flip is False
+    assert config.augment_blur_jpeg == 0.3 and config.augment_flip is False
     assert config.fit == "squash" and config.phases[0].epochs == 3
     assert config.phases[0].schedule == "cosine"
     for bad in (["--set", "nope=1"], ["--recipe", "nope"]):
