@@ -79,3 +79,23 @@ def test_comparison_plot_has_a_panel_per_family(tmp_path):
                            tmp_path / "battery.png")
     width, height = Image.open(path).size
     assert width > 3 * height  # one panel per family, side by side
+
+
+def test_baseline_comparison_of_two_batteries(tiny_bundle, tmp_path, capsys):
+    """The same detector as its own baseline: every change must be exactly zero; a real
+    baseline is a second bundle whose battery is run on the same images."""
+    from deepfake_detection import cli
+
+    root, model = tiny_bundle
+    report = evaluate(Detector.load(model), root / "data", tmp_path, progress=False,
+                      perturbations=True, baseline=Detector.load(model))
+    this, base = report["perturbations"], report["baseline"]["perturbations"]
+    assert this["families"] == base["families"] and this["clean"] == base["clean"]
+    text = (tmp_path / "report.md").read_text()
+    section = text.split("## Compared with a baseline detector")[1].split("\n## ")[0]
+    levels = sum(len(v) for v in perturbations.BATTERY.values())
+    assert section.count("| +0.000 |") == levels + 1  # every level and the clean row
+    assert (tmp_path / "battery_comparison.png").is_file()
+    assert cli.main(["evaluate", "--model", str(model), "--data", str(root / "data"),
+                     "--baseline", str(model), "--out", str(tmp_path / "x")]) == 2
+    assert "add --perturbations" in capsys.readouterr().err

@@ -191,6 +191,8 @@ def test_another_folder_gets_an_in_distribution_comparison(trained, tmp_path):
     assert report["clean"]["at_threshold"]["threshold"] == detector.threshold
     assert g["in_distribution"]["ROC-AUC"] == meta["validation_metrics"]["roc_auc"]
     assert g["this"]["accuracy"] == report["clean"]["at_threshold"]["accuracy"]
+    assert g["fake_share"]["this"] == 0.5 and 0 < g["fake_share"]["in_distribution"] < 1
+    assert g["finding"]  # one of the three verdicts, naming what changed
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "## In-distribution vs this folder" in text and "Finding:" in text
     own = evaluate(detector, root / "data", tmp_path / "own", progress=False)

@@ -147,7 +147,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
-              attack: dict | None = None, perturbations: bool = False) -> dict:
+              attack: dict | None = None, perturbations: bool = False,
+              baseline: str | None = None) -> dict:
     """Evaluate and print the headline figures; returns the report dict."""
     from deepfake_detection.bundle import HISTORY_FILE
     from deepfake_detection.detector import Detector
@@ -157,7 +158,8 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     history_file = Path(model or "") / HISTORY_FILE
     history = json.loads(history_file.read_text()) if model and history_file.is_file() else None
     report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size,
-                      attack=attack, perturbations=perturbations)
+                      attack=attack, perturbations=perturbations,
+                      baseline=Detector.load(baseline) if baseline else None)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
           f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
@@ -176,7 +178,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         attack = {"eps255": parse_eps(args.eps), "subset": args.attack_subset,
                   "pgd_steps": args.pgd_steps, "seed": args.seed}
-    _evaluate(model, _data_dir(args), out, args.batch_size, attack, args.perturbations)
+    if args.baseline and not args.perturbations:
+        from deepfake_detection.data import DataError
+
+        raise DataError("--baseline compares perturbation batteries: add --perturbations")
+    _evaluate(model, _data_dir(args), out, args.batch_size, attack, args.perturbations,
+              args.baseline)
     return 0
 
 
@@ -410,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="attack a seeded, balanced subset of N test images (0 = all)")
     evaluate.add_argument("--pgd-steps", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--baseline", metavar="BUNDLE",
+                          help="with --perturbations: also run the battery on this bundle (e.g. "
+                          "the same recipe without augmentation) and compare, before/after")
     evaluate.add_argument("--perturbations", action="store_true",
                           help="add the JPEG/blur/noise/rescale/crop battery")
     evaluate.set_defaults(func=cmd_evaluate)

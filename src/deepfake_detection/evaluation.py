@@ -78,12 +78,13 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, paths: list[str],
 def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
              history: dict | None = None, batch_size: int = 256,
              progress: bool = True, attack: dict[str, Any] | None = None,
-             perturbations: bool = False) -> dict[str, Any]:
+             perturbations: bool = False, baseline: Detector | None = None) -> dict[str, Any]:
     """Evaluate on a folder's test split and write metrics.json, report.md and plots.
 
     `attack` (keys of `robustness.evaluate_attacks`: eps255, subset, pgd_steps, seed) adds the
     adversarial scenarios and the eps sweep; `perturbations` adds the everyday-processing
-    battery.
+    battery, and `baseline` the same battery for another detector (say, the same recipe without
+    augmentation) side by side: what a training choice costs clean and buys perturbed.
     """
     split_dir = resolve_split(directory)
     scored = score_split(detector, split_dir, batch_size, progress)
@@ -125,6 +126,16 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
         images = np.stack([detector.prepare(p)[0] for p in scored["paths"]])
         report["perturbations"] = battery.battery(detector, images, scored["labels"])
         report["plots"] += battery.plot_battery(report["perturbations"], out)
+        if baseline is not None:
+            base_images = np.stack([baseline.prepare(p)[0] for p in scored["paths"]])
+            report["baseline"] = {
+                "bundle": str(baseline.metadata.get("config", {}).get("output_dir", "?")),
+                "config": baseline.metadata.get("config", {}),
+                "perturbations": battery.battery(baseline, base_images, scored["labels"])}
+            report["plots"].append(Path(battery.plot_comparison(
+                {"this detector": report["perturbations"],
+                 "baseline": report["baseline"]["perturbations"]},
+                out / "battery_comparison.png")).name)
     if attack:
         from deepfake_detection import robustness
 
@@ -200,6 +211,30 @@ def _render_generalisation(g: dict[str, Any]) -> list[str]:
                   f"{share['this']:.0%} here; accuracy and PR-AUC depend on that mix, ROC-AUC "
                   "and the per-class accuracies do not."]
     return lines + ["", f"Finding: {g['finding']}."]
+
+
+def _render_baseline(report: dict[str, Any]) -> list[str]:
+    """This detector's battery next to the baseline's (each at its own threshold)."""
+    this, base = report["perturbations"], report["baseline"]["perturbations"]
+    changed = {k: v for k, v in report["baseline"]["config"].items()
+               if k.startswith("augment_")}
+    lines = ["", "## Compared with a baseline detector", "",
+             f"Baseline: `{report['baseline']['bundle']}` (its augmentation settings: "
+             + ", ".join(f"{k}={v}" for k, v in changed.items()) + "). Accuracy at each "
+             "detector's own threshold / ROC-AUC; the change is this detector minus the baseline.",
+             "", "| perturbation | level | this detector | baseline | accuracy change |",
+             "|---|---|---|---|---|"]
+
+    def row(name: str, level: str, a: dict, b: dict) -> str:
+        return (f"| {name} | {level} | {a['accuracy']:.3f} / {a['roc_auc']:.3f} | "
+                f"{b['accuracy']:.3f} / {b['roc_auc']:.3f} | "
+                f"{a['accuracy'] - b['accuracy']:+.3f} |")
+
+    lines.append(row("none (clean)", "-", this["clean"], base["clean"]))
+    for family, rows in this["families"].items():
+        for a, b in zip(rows, base["families"][family]):
+            lines.append(row(family, f"{a['level']:g}", a, b))
+    return lines
 
 
 def _uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -353,6 +388,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         from deepfake_detection.perturbations import render_battery
 
         lines += render_battery(report["perturbations"])
+    if "baseline" in report:
+        lines += _render_baseline(report)
     if "adversarial" in report:
         lines += _render_adversarial(report["adversarial"])
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
