@@ -57,29 +57,20 @@ def _residual_cnn(name: str, image_size: int, weights: str, widths: tuple[int, .
     return model
 
 
-@register("resnet_small")
-def resnet_small(
-    image_size: int = 32,
-    weights: str = "none",
-    widths: tuple[int, ...] = (32, 64, 128),
-    blocks_per_stage: int = 2,
-    dropout: float = 0.2,
-) -> keras.Model:
-    """Three residual stages (stride 2 between them), 0.7M parameters at default widths."""
-    return _residual_cnn("resnet_small", image_size, weights, widths, blocks_per_stage, dropout,
-                         unshuffle=False)
+def _register_variant(name: str, unshuffle: bool, doc: str) -> None:
+    def build(image_size: int = 32, weights: str = "none",
+              widths: tuple[int, ...] = (32, 64, 128), blocks_per_stage: int = 2,
+              dropout: float = 0.2) -> keras.Model:
+        return _residual_cnn(name, image_size, weights, widths, blocks_per_stage, dropout,
+                             unshuffle)
+
+    build.__name__, build.__doc__ = name, doc
+    register(name)(build)
 
 
-@register("resnet_s2d")
-def resnet_s2d(
-    image_size: int = 32,
-    weights: str = "none",
-    widths: tuple[int, ...] = (32, 64, 128),
-    blocks_per_stage: int = 2,
-    dropout: float = 0.2,
-) -> keras.Model:
-    """resnet_small behind a 2x2 space-to-depth stem: every pixel still reaches the first
-    convolution (nothing is thrown away, unlike a strided stem), but all stages run at half the
-    side, so it costs about a quarter of the compute (3.4x the batch throughput, measured)."""
-    return _residual_cnn("resnet_s2d", image_size, weights, widths, blocks_per_stage, dropout,
-                         unshuffle=True)
+_register_variant("resnet_small", unshuffle=False, doc=(
+    "Three residual stages (stride 2 between them), 0.7M parameters at default widths."))
+_register_variant("resnet_s2d", unshuffle=True, doc=(
+    "resnet_small behind a 2x2 space-to-depth stem: every pixel still reaches the first "
+    "convolution (nothing is thrown away, unlike a strided stem), but all stages run at half "
+    "the side, so it costs about a quarter of the compute (3.4x the batch throughput, measured)."))
