@@ -2,6 +2,8 @@
 
 `python scripts/screenshot_app.py [IMAGE]` serves the bundled detector on a free localhost port
 and writes docs/app-screenshot.png; the browser test calls `screenshot_verdict` the same way.
+The committed screenshot must not show shared-data images (they may not be redistributed), so
+the default IMAGE is a test card drawn here and the app's shared-data examples are off.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 CHROMIUM_FLAGS = [
@@ -37,15 +40,28 @@ def screenshot_verdict(url: str, image: str | Path, out: str | Path, chromium: s
             browser.close()
 
 
+def test_card(folder: Path) -> Path:
+    """A 256x256 image made here: colour gradients with a noisy square (no third-party pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:256, 0:256] / 256
+    img = np.stack([60 + 150 * x, 80 + 120 * y, 170 - 90 * x * y], -1)
+    img[64:192, 64:192] += np.random.default_rng(3).normal(0, 40, (128, 128, 3))
+    path = folder / "test_card.png"
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from deepfake_detection.app import build_demo, example_images
+    from deepfake_detection.app import build_demo
 
-    image = sys.argv[1] if len(sys.argv) > 1 else example_images(2)[-1]
+    image = sys.argv[1] if len(sys.argv) > 1 else test_card(Path(tempfile.mkdtemp()))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo = build_demo()
+    demo = build_demo(show_examples=False)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     out = Path(__file__).resolve().parents[1] / "docs" / "app-screenshot.png"
     text = screenshot_verdict(f"http://127.0.0.1:{port}/", image, out,

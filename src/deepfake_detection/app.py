@@ -90,8 +90,9 @@ def example_images(count: int = 4) -> list[str]:
     return examples
 
 
-def build_demo(detector: Detector | None = None):
-    """The Gradio Blocks app around a Detector (default: the bundled one)."""
+def build_demo(detector: Detector | None = None, show_examples: bool = True):
+    """The Gradio Blocks app around a Detector (default: the bundled one). `show_examples`
+    offers a few shared-data test images; off for screenshots that get committed."""
     import gradio as gr
 
     detector = detector or Detector.load()
@@ -104,7 +105,7 @@ def build_demo(detector: Detector | None = None):
                     image = gr.Image(type="filepath", image_mode=None, label="Image",
                                      sources=["upload", "clipboard", "webcam"])
                     button = gr.Button("Check image", variant="primary")
-                    examples = example_images()
+                    examples = example_images() if show_examples else []
                     if examples:
                         gr.Examples(examples, inputs=image, label="Test-split examples")
                 with gr.Column():
