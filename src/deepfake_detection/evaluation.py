@@ -127,7 +127,8 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
         report["perturbations"] = battery.battery(detector, images, scored["labels"])
         report["plots"] += battery.plot_battery(report["perturbations"], out)
         if baseline is not None:
-            base_images = np.stack([baseline.prepare(p)[0] for p in scored["paths"]])
+            base_images = (images if baseline.spec == detector.spec else
+                           np.stack([baseline.prepare(p)[0] for p in scored["paths"]]))
             report["baseline"] = {
                 "bundle": str(baseline.metadata.get("config", {}).get("output_dir", "?")),
                 "config": baseline.metadata.get("config", {}),

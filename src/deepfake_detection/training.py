@@ -328,6 +328,7 @@ def train(config: TrainConfig) -> Path:
                                  augment=augmentation(config))
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
+    val_images = val_ds.map(lambda x, y: x)  # calibration reuses the cache, never repeated
     steps_per_epoch = -(-len(train_files.paths) // global_batch)
     fit_steps = None
     if config.strategy != "default":
@@ -361,7 +362,6 @@ def train(config: TrainConfig) -> Path:
             adversarial_ran |= phase.adversarial and bool(history[phase.name])
     train_seconds = time.time() - started
 
-    val_images = data.make_dataset(val_files.paths, None, spec, config.batch_size)
     val_logits = predict_logits(model, val_images)
     calibration = calibrate(val_files.labels, val_logits, config.calibrate)
     # The threshold is chosen on calibrated probabilities, the scale the Detector reports.
