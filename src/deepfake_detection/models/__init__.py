@@ -66,4 +66,4 @@ def feature_layer_name(model: keras.Model) -> str:
 
 
 # Families register themselves on import.
-from deepfake_detection.models import efficientnet, resnet  # noqa: E402,F401
+from deepfake_detection.models import efficientnet, efficientnet_lite, resnet  # noqa: E402,F401
