@@ -1,6 +1,7 @@
-"""Gradio web app: upload images, get a verdict, its probability, Grad-CAM and the model card.
+"""Gradio web app: upload images, get a verdict, its probability, the evidence and the model card.
 
-A thin front end: everything it shows comes from one `Detector`, the same as the CLI's.
+A thin front end: everything it shows comes from the Detector (or the automatic choice between
+the shipped detectors) that the CLI uses too.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-from deepfake_detection.detector import Detector, overlay
-from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError
+from deepfake_detection import detectors
+from deepfake_detection.detector import Detector, overlay, regions_overlay
+from deepfake_detection.detectors import AutoDetector
+from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
 
 MAX_FILE_SIZE = "25mb"
 VERDICT_TEXT = {
@@ -21,8 +24,15 @@ VERDICT_TEXT = {
 EXAMPLE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sd-vs-real-32"
 
 
-def model_card(detector: Detector) -> str:
-    """The bundle's model card if it has one, else a summary built from its metadata."""
+def model_card(detector: Detector | AutoDetector) -> str:
+    """The bundle's model card if it has one, else a summary built from its metadata; both
+    cards, under their names, for the automatic choice."""
+    if isinstance(detector, AutoDetector):
+        parts = [f"**Which detector answers:** the {detectors.RULE}."]
+        for name, one in (("cifake", detector.cifake), ("native", detector.native)):
+            if one is not None:
+                parts.append(f"# The {name} detector\n\n{model_card(one)}")
+        return "\n\n".join(parts)
     card = detector.bundle_dir / "model_card.md" if detector.bundle_dir else None
     if card and card.is_file():
         return card.read_text()
@@ -44,27 +54,43 @@ def model_card(detector: Detector) -> str:
     return "\n\n".join(lines)
 
 
-def analyze(detector: Detector, path: str | None) -> tuple[str, dict, Any, str, dict]:
-    """One image -> (verdict text, class probabilities, Grad-CAM overlay, warnings, details)."""
+def _evidence(detector: Detector, path: str):
+    """(prediction, picture): crop scores over the whole image for a native detector, whose
+    verdict is their average; Grad-CAM on the model's input for a resizing one."""
+    if detector.native:
+        result = detector.predict(path)
+        return result, regions_overlay(load_rgb(path), result.regions or [], result.threshold)
+    cam, result, image = detector.gradcam(path)
+    return result, overlay(image, cam)
+
+
+def analyze(detector: Detector | AutoDetector, path: str | None
+            ) -> tuple[str, dict, Any, str, dict]:
+    """One image -> (verdict text, class probabilities, evidence picture, warnings, details)."""
     import gradio as gr
 
     if not path:
         raise gr.Error("Upload an image first.")
+    chosen = detector.choose(path) if isinstance(detector, AutoDetector) else detector
     try:
-        cam, result, image = detector.gradcam(path)
+        result, picture = _evidence(chosen, path)
     except ImageError as error:
         raise gr.Error(f"Could not read this image: {error}") from error
+    how = ("crops of the pixels as they are, never resized; the picture shows each crop's score"
+           if chosen.native else
+           f"the image resized to {chosen.spec.size}x{chosen.spec.size}; the heatmap is Grad-CAM")
     text = (f"{VERDICT_TEXT[result.verdict]}\n\nProbability it is AI-generated: "
             f"**{result.prob_fake:.1%}** (threshold {result.threshold:.1%}; 'uncertain' within "
-            f"±{detector.uncertain_margin:.0%} of it).")
+            f"±{chosen.uncertain_margin:.0%} of it).\n\nAnswered by the **{chosen.name}** "
+            f"detector ({how}).")
     warnings = "\n".join(f"- {w}" for w in result.warnings) or "No warnings."
     label = {"AI-generated (FAKE)": result.prob_fake, "Real photo (REAL)": 1 - result.prob_fake}
     details = result.to_dict()
     details["source"] = Path(path).name
-    return text, label, overlay(image, cam), warnings, details
+    return text, label, picture, warnings, details
 
 
-def predict_files(detector: Detector, paths: list[str] | None) -> list[dict]:
+def predict_files(detector: Detector | AutoDetector, paths: list[str] | None) -> list[dict]:
     """Several images -> the same records as `deepfake-detection predict --json`."""
     rows = [r.to_dict() for r in detector.predict_many(list(paths or []))]
     for row in rows:
@@ -90,15 +116,17 @@ def example_images(count: int = 4) -> list[str]:
     return examples
 
 
-def build_demo(detector: Detector | None = None, show_examples: bool = True):
-    """The Gradio Blocks app around a Detector (default: the bundled one). `show_examples`
-    offers a few shared-data test images; off for screenshots that get committed."""
+def build_demo(detector: Detector | AutoDetector | None = None, show_examples: bool = True):
+    """The Gradio Blocks app around a Detector (default: the automatic choice between the
+    shipped ones). `show_examples` offers a few shared-data test images; off for screenshots
+    that get committed."""
     import gradio as gr
 
-    detector = detector or Detector.load()
+    detector = detector or detectors.load()
     with gr.Blocks(title="deepfake-detection") as demo:
-        gr.Markdown("# Real photo or AI-generated?\nUpload an image to check it. The heatmap "
-                    "shows which regions drove the verdict (Grad-CAM).")
+        gr.Markdown("# Real photo or AI-generated?\nUpload an image to check it. The picture "
+                    "shows where the evidence is: each crop's score for photos of 256 px and "
+                    "more (native detector), Grad-CAM for small images (cifake detector).")
         with gr.Tab("One image"):
             with gr.Row():
                 with gr.Column():
@@ -111,7 +139,7 @@ def build_demo(detector: Detector | None = None, show_examples: bool = True):
                 with gr.Column():
                     verdict = gr.Markdown(elem_id="verdict")
                     probs = gr.Label(label="Probability", num_top_classes=2)
-                    cam = gr.Image(label="Grad-CAM: evidence for the verdict", type="pil")
+                    cam = gr.Image(label="Where the evidence is", type="pil")
                     warnings = gr.Markdown()
                     with gr.Accordion("Details (JSON)", open=False):
                         details = gr.JSON()
@@ -130,10 +158,10 @@ def build_demo(detector: Detector | None = None, show_examples: bool = True):
     return demo
 
 
-def launch(model: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+def launch(model: str | None = "auto", host: str = "127.0.0.1", port: int | None = None,
            share: bool = False, block: bool = True):
     """Serve the app; uploads above MAX_FILE_SIZE are refused by Gradio before reaching us."""
-    detector = Detector.load(model)
+    detector = detectors.load(model)
     demo = build_demo(detector)
     demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
                 prevent_thread_lock=not block, show_error=True)

@@ -151,15 +151,16 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
               baseline: str | None = None) -> dict:
     """Evaluate and print the headline figures; returns the report dict."""
     from deepfake_detection.bundle import HISTORY_FILE
-    from deepfake_detection.detector import Detector
+    from deepfake_detection.detectors import load, resolve
     from deepfake_detection.evaluation import evaluate
 
-    detector = Detector.load(model)
+    detector = load(model or "cifake")
+    model = resolve(model)
     history_file = Path(model or "") / HISTORY_FILE
     history = json.loads(history_file.read_text()) if model and history_file.is_file() else None
     report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size,
                       attack=attack, perturbations=perturbations,
-                      baseline=Detector.load(baseline) if baseline else None)
+                      baseline=load(baseline) if baseline else None)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
           f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
@@ -170,8 +171,12 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _setup_logging()
-    model = Path(args.model) if args.model else None
-    out = Path(args.out) if args.out else (model or Path("runs/default")) / "report"
+    from deepfake_detection.detectors import BUNDLES
+
+    model = args.model
+    shipped = model is None or model in BUNDLES
+    out = (Path(args.out) if args.out else
+           Path("runs") / f"{model or 'cifake'}-report" if shipped else Path(model) / "report")
     attack = None
     if args.attacks:
         from deepfake_detection.attacks import parse_eps
@@ -187,7 +192,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "warnings", "error")
+PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
+                  "error")
+MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
+              "cifake detector for smaller ones), cifake, native, or a bundle folder")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -203,7 +211,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from deepfake_detection.data import DataError, iter_inputs
-    from deepfake_detection.detector import Detector
+    from deepfake_detection.detectors import load
 
     streaming = args.jsonl or args.csv
     if args.resume and not (streaming and args.output):
@@ -221,7 +229,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             return 0
         raise DataError("no images to score: " + ", ".join(args.paths))
     files = itertools.chain(first, files)
-    detector = Detector.load(args.model, uncertain_margin=args.uncertain_margin)
+    detector = load(args.model, uncertain_margin=args.uncertain_margin)
     if args.tiles:
         results = (_predict_tiled(detector, f, args.tiles) for f in files)
     else:
@@ -320,7 +328,8 @@ def _predict_tiled(detector, path: str, grid: int):
     try:
         return detector.predict_tiles(path, grid)
     except ImageError as error:
-        return Prediction(source=path, threshold=detector.threshold, error=str(error))
+        return Prediction(source=path, threshold=detector.threshold, error=str(error),
+                          detector=detector.name)
 
 
 def _print_table(rows: list[dict], out) -> None:
@@ -406,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
-    evaluate.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    evaluate.add_argument("--model", help="cifake (default), native, or a bundle folder")
     evaluate.add_argument("--out", help="report folder (default MODEL/report)")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--attacks", action="store_true",
@@ -431,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="score image files, folders or globs")
     predict.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
-    predict.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    predict.add_argument("--model", default="auto", help=MODEL_HELP)
     fmt = predict.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per image, streamed")
@@ -452,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "'.[scale]'): locally, or on a cluster with --address")
     scan.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
     scan.add_argument("--output", "-o", required=True, help="JSON Lines file to write")
-    scan.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    scan.add_argument("--model", default="auto", help=MODEL_HELP)
     scan.add_argument("--batch-size", type=int, default=256)
     scan.add_argument("--concurrency", type=int, default=1,
                       help="Detector actors (one model each; about one per 1-2 cores)")
@@ -461,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(func=cmd_scan)
 
     app = sub.add_parser("app", help="serve the Gradio web app on localhost")
-    app.add_argument("--model", help="bundle folder (default: the bundled detector)")
+    app.add_argument("--model", default="auto", help=MODEL_HELP)
     app.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on the network")
     app.add_argument("--port", type=int, help="default: Gradio's (7860 or the next free)")
     app.add_argument("--share", action="store_true", help="also open a public gradio.live link")

@@ -72,17 +72,23 @@ class TrainConfig:
         image_size: int. Square input side in pixels; images are resized to it.
         resize_method: str. PIL resampling filter used everywhere (`lanczos`, `bilinear`, ...).
         fit: str. `center_crop` keeps the aspect ratio (as CIFAKE-style sets were made);
-            `squash` resizes the whole image.
+            `squash` resizes the whole image; `native` never resizes (image_size is a crop of
+            the pixels as they are: the native-resolution detector).
         batch_size: int. Training and inference batch size.
         val_fraction: float. Share of train carved out, stratified, for validation.
         seed: int. Seeds Python, NumPy and TensorFlow, and the validation split.
-        class_balance: str. `weights` (inverse-frequency class weights) or `none`.
+        class_balance: str. `weights` (inverse-frequency class weights), `source` (every
+            source, the file-name prefix, weighs the same within its class, and both classes
+            the same: no source dominates what "real" or "fake" means) or `none`.
         augment_flip: bool. Random horizontal flips during training.
         augment_shift: int. Random translations of up to this many pixels (reflect padding).
         augment_blur_jpeg: float. Probability of Wang et al.'s blur and (independently) JPEG
             augmentation; 0 turns it off.
         augment_blur_sigma_max: float. Blur sigma ~ U[0, this], in model-input pixels.
         augment_jpeg_min: int. JPEG quality ~ U[this, 100].
+        augment_rescale: float. Probability of shrinking an image by a factor ~ U[rescale_min,
+            1] and enlarging it back (bilinear): a downscaled upload is not evidence either way.
+        augment_rescale_min: float. Smallest shrink factor drawn.
         phases: list of PhaseConfig. Applied in order by `training.train`.
         weight_decay: float. Decoupled weight decay (AdamW style) for every phase; 0 = off.
         ema_momentum: float. Keep an exponential moving average of the weights and end each
@@ -135,6 +141,8 @@ class TrainConfig:
     augment_blur_jpeg: float = 0.0
     augment_blur_sigma_max: float = 3.0
     augment_jpeg_min: int = 30
+    augment_rescale: float = 0.0
+    augment_rescale_min: float = 0.25
     phases: list[PhaseConfig] = field(default_factory=default_phases)
     weight_decay: float = 0.0
     ema_momentum: float = 0.0
@@ -193,6 +201,15 @@ def fast_phases(epochs: int = 15, learning_rate: float = 2e-3) -> list[PhaseConf
     ]
 
 
+def native_phases() -> list[PhaseConfig]:
+    """Head on frozen ImageNet features, then the whole network at a fine-tuning rate."""
+    return [
+        PhaseConfig("frozen_base", epochs=3, learning_rate=1e-3, freeze_base=True),
+        PhaseConfig("adversarial", epochs=0, learning_rate=5e-4, adversarial=True),
+        PhaseConfig("fine_tune", epochs=8, learning_rate=3e-4, schedule="cosine"),
+    ]
+
+
 # Named starting points for `train --recipe`; flags and `--set` override them.
 RECIPES: dict[str, dict[str, Any]] = {
     # The original project's design, as the seed specifies it.
@@ -202,6 +219,14 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": {"arch": "resnet_s2d", "weights": "none", "augment_shift": 2,
              "augment_blur_jpeg": 0.1, "augment_blur_sigma_max": 1.5,
              "val_fraction": 0.1, "early_stopping_patience": 6},
+    # The native-resolution detector: ImageNet EfficientNet-Lite0 on 256x256 crops of the
+    # pixels as they are (never resized), sources weighed equally, JPEG/blur/rescale
+    # augmentation; frozen-base head, then a full fine-tune (benchmarks/native.py).
+    "native": {"arch": "efficientnet_lite0", "weights": "imagenet", "image_size": 256,
+               "fit": "native", "class_balance": "source", "batch_size": 32,
+               "augment_blur_jpeg": 0.2, "augment_blur_sigma_max": 1.5, "augment_jpeg_min": 50,
+               "augment_rescale": 0.2, "augment_rescale_min": 0.4, "val_fraction": 0.15,
+               "early_stopping_patience": 3, "export_stem": "", "cache_limit_mb": 4096},
 }
 
 
@@ -209,6 +234,8 @@ def recipe(name: str) -> TrainConfig:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
     values = dict(RECIPES[name])
-    if name != "reference":
+    if name == "native":
+        values.setdefault("phases", native_phases())
+    elif name != "reference":
         values.setdefault("phases", fast_phases())
     return TrainConfig.from_dict(values)

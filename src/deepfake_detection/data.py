@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,20 +132,34 @@ def load_split(split_dir: str | Path, max_per_class: int = 0, seed: int = 0) -> 
     return files
 
 
+def image_id(path: str) -> str:
+    """The source image a file was cut from: its stem without a `_c<k>` crop suffix, so the
+    crops of one picture (mixed-256 keeps one or two) never straddle train and validation."""
+    return re.sub(r"_c\d+$", "", Path(path).stem)
+
+
 def stratified_split(files: FileList, fraction: float, seed: int) -> tuple[FileList, FileList]:
-    """Carve a seeded validation set with the same class ratio out of `files`."""
+    """Carve a seeded validation set with the same class ratio out of `files`, keeping the
+    crops of one source image (see `image_id`) on the same side."""
     if not 0.0 < fraction < 1.0:
         raise ValueError("validation fraction must be strictly between 0 and 1")
     rng = np.random.default_rng(seed)
-    val_idx: list[int] = []
-    for label in range(len(CLASS_NAMES)):
-        idx = rng.permutation(np.flatnonzero(files.labels == label))
-        n_val = max(1, round(len(idx) * fraction))
-        if n_val >= len(idx):
-            raise DataError(f"too few {CLASS_NAMES[label]} images to carve a validation split")
-        val_idx.extend(idx[:n_val].tolist())
+    ids = np.asarray([image_id(p) for p in files.paths])
     val_mask = np.zeros(len(files.paths), dtype=bool)
-    val_mask[val_idx] = True
+    for label in range(len(CLASS_NAMES)):
+        idx = np.flatnonzero(files.labels == label)
+        groups = rng.permutation(np.unique(ids[idx])) if len(set(ids[idx])) < len(idx) else None
+        if groups is None:  # one file per image: the original per-file draw, unchanged
+            idx = rng.permutation(idx)
+            n_val = max(1, round(len(idx) * fraction))
+        else:
+            n_val = max(1, round(len(groups) * fraction))
+        if n_val >= (len(idx) if groups is None else len(groups)):
+            raise DataError(f"too few {CLASS_NAMES[label]} images to carve a validation split")
+        if groups is None:
+            val_mask[idx[:n_val]] = True
+        else:
+            val_mask[idx[np.isin(ids[idx], groups[:n_val])]] = True
 
     def subset(mask: np.ndarray) -> FileList:
         idx = np.flatnonzero(mask)
@@ -192,6 +208,25 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {i: float(len(labels) / (len(CLASS_NAMES) * c)) for i, c in enumerate(counts)}
 
 
+def source_weights(paths: Sequence[str], labels: np.ndarray) -> np.ndarray:
+    """Per-image weights under which every source (`group_of`) weighs the same within its
+    class and both classes weigh the same; they average 1 over the set.
+
+    Without them a detector learns what the largest sources look like: on mixed-256 that is
+    "art = fake, photo = real", since most fakes are art-styled and most reals photographs.
+    """
+    groups = np.asarray([group_of(p) for p in paths])
+    labels = np.asarray(labels)
+    weights = np.zeros(len(labels))
+    for label in np.unique(labels):
+        in_class = labels == label
+        sources = np.unique(groups[in_class])
+        for source in sources:
+            mask = in_class & (groups == source)
+            weights[mask] = len(labels) / (len(np.unique(labels)) * len(sources) * mask.sum())
+    return weights
+
+
 def group_of(path: str) -> str:
     """The source group of a file: its name's prefix before the first `_` (e.g. `cifar`, `ddb`)."""
     stem = Path(path).stem
@@ -207,8 +242,10 @@ def make_dataset(
     seed: int = 0,
     cache: bool = False,
     augment: Augmentation | None = None,
+    sample_weights: np.ndarray | None = None,
 ):
-    """A batched `tf.data.Dataset` of (0..255 float32 images, float labels), or images only.
+    """A batched `tf.data.Dataset` of (0..255 float32 images, float labels[, weights]), or
+    images only.
 
     Decoding runs in parallel through `imaging.load_prepared`, the same function the Detector
     uses. Files that fail to decode anyway (changed since screening) are dropped, not fatal.
@@ -224,16 +261,18 @@ def make_dataset(
         image.set_shape((spec.size, spec.size, 3))
         return image
 
-    if labels is None:
-        ds = tf.data.Dataset.from_tensor_slices(list(paths))
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
+    columns: list[Any] = [list(paths)]
+    if labels is not None:
+        columns.append(np.asarray(labels, np.float32))
+        if sample_weights is not None:
+            columns.append(np.asarray(sample_weights, np.float32))
+    ds = tf.data.Dataset.from_tensor_slices(tuple(columns) if len(columns) > 1 else columns[0])
     if training and not cache:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if labels is None:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda p, y: (decode(p), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda p, *rest: (decode(p), *rest), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.ignore_errors(log_warning=True)
     if cache:
         ds = ds.cache()
@@ -241,7 +280,7 @@ def make_dataset(
             ds = ds.shuffle(min(len(paths), 20000), seed=seed, reshuffle_each_iteration=True)
     if training and augment and augment.per_image:
         fn = augment.image_fn(seed)
-        ds = ds.map(fn if labels is None else (lambda x, y: (fn(x), y)),
+        ds = ds.map(fn if labels is None else (lambda x, *rest: (fn(x), *rest)),
                     num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
     if training and augment and augment.flip:
@@ -263,6 +302,9 @@ class Augmentation:
             soft resize is not evidence either way.
         blur_sigma_max: float. Upper bound of the blur sigma in pixels of the model input.
         jpeg_min: int. Lowest JPEG quality drawn.
+        rescale_p: float. Probability of shrinking by a factor ~ U[rescale_min, 1] and
+            enlarging back (bilinear), as a downscaled upload looks to a native detector.
+        rescale_min: float. Smallest factor drawn.
     """
 
     flip: bool = False
@@ -270,10 +312,12 @@ class Augmentation:
     blur_jpeg_p: float = 0.0
     blur_sigma_max: float = 3.0
     jpeg_min: int = 30
+    rescale_p: float = 0.0
+    rescale_min: float = 0.25
 
     @property
     def per_image(self) -> bool:
-        return self.shift > 0 or self.blur_jpeg_p > 0
+        return self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
 
     def image_fn(self, seed: int):
         """A tf function on one HxWx3 float image drawing from a seeded generator."""
@@ -299,8 +343,17 @@ class Augmentation:
             encoded = tf.image.adjust_jpeg_quality(tf.round(image) / 255.0, quality)
             return encoded * 255.0
 
+        def rescale(image):
+            size = tf.shape(image)[:2]
+            factor = rng.uniform((), self.rescale_min, 1.0)
+            small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * factor, tf.int32), 1)
+            return tf.image.resize(tf.image.resize(image, small, "bilinear", antialias=True),
+                                   size, "bilinear")
+
         def apply(image):
             size = tf.shape(image)
+            if self.rescale_p and rng.uniform(()) < self.rescale_p:
+                image = rescale(image)
             if self.shift:
                 s = self.shift
                 padded = tf.pad(image, [[s, s], [s, s], [0, 0]], mode="REFLECT")
@@ -323,10 +376,10 @@ def _random_flip(seed: int):
 
     rng = tf.random.Generator.from_seed(seed)
 
-    def flip(images, labels=None):
+    def flip(images, *rest):
         mask = rng.uniform((tf.shape(images)[0], 1, 1, 1)) < 0.5
         images = tf.where(mask, tf.reverse(images, axis=[2]), images)
-        return images if labels is None else (images, labels)
+        return (images, *rest) if rest else images
 
     return flip
 

@@ -17,11 +17,22 @@ import numpy as np
 from scipy.special import expit
 
 from deepfake_detection import bundle
-from deepfake_detection.imaging import ImageError, ImageSource, ImageSpec, load_rgb, prepare
+from deepfake_detection.imaging import (
+    ImageError,
+    ImageSource,
+    ImageSpec,
+    crop_at,
+    load_rgb,
+    prepare,
+)
 
-DEFAULT_BUNDLE = Path(__file__).parent / "assets" / "default_detector"
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_BUNDLE = ASSETS / "default_detector"
 # Beyond this scale factor the model sees an image very unlike its training data.
 RESCALE_WARNING_FACTOR = 4.0
+# A native-resolution detector scores at most NATIVE_GRID x NATIVE_GRID crops of an image, so
+# the cost of one verdict is bounded whatever the image size.
+NATIVE_GRID = 3
 
 
 @dataclass
@@ -36,6 +47,8 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     tiles: list[float] | None = None
+    detector: str | None = None
+    regions: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (no NaN: a failed image has `prob_fake` None)."""
@@ -69,6 +82,7 @@ class Detector:
         self.temperature = float(metadata.get("calibration", {}).get("temperature", 1.0))
         self.uncertain_margin = uncertain_margin
         self.bundle_dir: Path | None = None  # set by `load`; where the model card lives
+        self.name = str(metadata.get("name", "detector"))
         self._cam_model = None  # built on first Grad-CAM request
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -84,11 +98,24 @@ class Detector:
         model, metadata = bundle.load_bundle(path)
         detector = cls(model, metadata, **kwargs)
         detector.bundle_dir = path if path.is_dir() else path.parent
+        if "name" not in metadata:
+            detector.name = path.stem if path.is_file() else path.name
         return detector
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Raw logits for prepared images (N x size x size x 3, 0..255), in inference mode."""
-        return np.asarray(self._forward(np.asarray(images, np.float32))).reshape(-1)
+    @property
+    def native(self) -> bool:
+        """Whether this detector looks at crops of the pixels as they are (never resized)."""
+        return self.spec.fit == "native"
+
+    def logits(self, images: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """Raw logits for prepared images (N x size x size x 3, 0..255), in inference mode,
+        `chunk` at a time so a large native batch keeps bounded activations."""
+        images = np.asarray(images, np.float32)
+        if self.native:
+            chunk = min(chunk, 32)
+        parts = [np.asarray(self._forward(images[i:i + chunk])).reshape(-1)
+                 for i in range(0, len(images), chunk)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Calibrated FAKE probabilities for prepared images."""
@@ -106,11 +133,32 @@ class Detector:
         return "uncertain"
 
     def prepare(self, source: ImageSource) -> tuple[np.ndarray, list[str]]:
-        """Decode and resize one image as the model needs it, with warnings about the change."""
+        """Decode and resize one image as the model needs it, with warnings about the change.
+
+        A native detector's single view is the centre crop; `views` gives all its crops.
+        """
         rgb = load_rgb(source)
         return prepare(rgb, self.spec), self._size_warnings(*rgb.shape[:2])
 
+    def views(self, rgb: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+        """What the model scores for one decoded image: (K x size x size x 3, K boxes).
+
+        A resizing detector sees the whole image once. A native one sees up to NATIVE_GRID x
+        NATIVE_GRID crops spread evenly over the image (all of it up to 3x the crop side);
+        their mean logit is the verdict and each crop's probability is reported as a region.
+        """
+        height, width = rgb.shape[:2]
+        size = self.spec.size
+        if not self.native or min(height, width) < size:
+            return prepare(rgb, self.spec)[None], [[0, 0, width, height]]
+        tops = _spread(height, size)
+        lefts = _spread(width, size)
+        boxes = [[left, top, left + size, top + size] for top in tops for left in lefts]
+        return np.stack([crop_at(rgb, b[1], b[0], size) for b in boxes]), boxes
+
     def _size_warnings(self, height: int, width: int) -> list[str]:
+        if self.native:
+            return self._native_warnings(height, width)
         warnings = []
         scale = max(height, width) / self.spec.size
         if scale >= RESCALE_WARNING_FACTOR or scale <= 1 / RESCALE_WARNING_FACTOR:
@@ -125,11 +173,35 @@ class Detector:
             warnings.append(f"only the centre {min(height, width)}px square was analysed")
         return warnings
 
+    def _native_warnings(self, height: int, width: int) -> list[str]:
+        size = self.spec.size
+        if min(height, width) < size:
+            return [f"this {width}x{height} image is smaller than the native detector's "
+                    f"{size}x{size} crop: it was enlarged, so its pixel-level traces are not "
+                    "native and the result is unreliable (the cifake detector is made for "
+                    "small images)"]
+        covered = (min(height, NATIVE_GRID * size) * min(width, NATIVE_GRID * size)
+                   / (height * width))
+        if covered < 0.999:
+            return [f"{len(_spread(height, size)) * len(_spread(width, size))} crops of "
+                    f"{size}x{size} px cover {covered:.0%} of this {width}x{height} image"]
+        return []
+
     def predict(self, source: ImageSource) -> Prediction:
         """Score one image; raises ImageError for unreadable input."""
-        image, warnings = self.prepare(source)
-        return self._result(_source_name(source, 0), float(self.probabilities(image[None])[0]),
-                            warnings)
+        rgb = load_rgb(source)
+        views, boxes = self.views(rgb)
+        return self._aggregate(_source_name(source, 0), self.logits(views), boxes,
+                               self._size_warnings(*rgb.shape[:2]))
+
+    def _aggregate(self, name: str, logits: np.ndarray, boxes: list[list[int]],
+                   warnings: list[str]) -> Prediction:
+        """One verdict from the logits of an image's views (their mean: a log-odds average)."""
+        result = self._result(name, float(self.calibrated(np.mean(logits))), warnings)
+        if self.native:
+            probs = self.calibrated(logits)
+            result.regions = [{"box": box, "prob_fake": float(p)} for box, p in zip(boxes, probs)]
+        return result
 
     def _result(self, name: str, prob: float, warnings: list[str]) -> Prediction:
         return Prediction(
@@ -139,6 +211,7 @@ class Detector:
             verdict=self.verdict(prob),
             threshold=self.threshold,
             warnings=warnings,
+            detector=self.name,
         )
 
     def predict_many(
@@ -150,13 +223,17 @@ class Detector:
         Yields one Prediction per source, in order, so callers can stream and show progress.
         """
         workers = workers or min(8, (os.cpu_count() or 2) * 2)
+        if self.native:  # up to NATIVE_GRID**2 crops of an image are held at once
+            batch_size = max(1, min(batch_size, 256 // NATIVE_GRID**2))
 
         def load(item: tuple[int, ImageSource]):
             index, source = item
             try:
-                return (_source_name(source, index), *self.prepare(source), None)
+                rgb = load_rgb(source)
+                return (_source_name(source, index), *self.views(rgb),
+                        self._size_warnings(*rgb.shape[:2]), None)
             except ImageError as error:
-                return _source_name(source, index), None, [], str(error)
+                return _source_name(source, index), None, None, [], str(error)
 
         with ThreadPoolExecutor(workers) as pool:
             chunk: list[tuple[int, ImageSource]] = []
@@ -217,14 +294,24 @@ class Detector:
         return cam, self._result(_source_name(source, 0), float(prob), warnings), image
 
     def _score_chunk(self, loaded: list) -> Iterator[Prediction]:
-        good = [row for row in loaded if row[3] is None]
-        probs = self.probabilities(np.stack([row[1] for row in good])) if good else []
-        by_name = iter(probs)
-        for name, _, warnings, error in loaded:
+        good = [row for row in loaded if row[4] is None]
+        logits = self.logits(np.concatenate([row[1] for row in good])) if good else []
+        start = 0
+        for name, views, boxes, warnings, error in loaded:
             if error is None:
-                yield self._result(name, float(next(by_name)), warnings)
+                yield self._aggregate(name, logits[start:start + len(views)], boxes, warnings)
+                start += len(views)
             else:
-                yield Prediction(source=name, threshold=self.threshold, error=error)
+                yield Prediction(source=name, threshold=self.threshold, error=error,
+                                 detector=self.name)
+
+
+def _spread(length: int, size: int) -> list[int]:
+    """Start offsets of up to NATIVE_GRID windows of `size` spread evenly over `length`."""
+    count = min(NATIVE_GRID, -(-length // size))
+    if count == 1:
+        return [(length - size) // 2]
+    return [round(i * (length - size) / (count - 1)) for i in range(count)]
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, display: int = 256, alpha: float = 0.45):
@@ -237,6 +324,32 @@ def overlay(image: np.ndarray, cam: np.ndarray, display: int = 256, alpha: float
     heat = (colormaps["jet"](cam)[..., :3] * 255).astype(np.uint8)
     heat = Image.fromarray(heat).resize((display, display), Image.Resampling.BILINEAR)
     return Image.blend(base, heat, alpha)
+
+
+def regions_overlay(rgb: np.ndarray, regions: list[dict[str, Any]], threshold: float,
+                    display: int = 512):
+    """The whole image (longest side `display`) with each scored crop outlined and tinted:
+    red for crops that look generated, green for real, opacity by distance from the threshold.
+    """
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(rgb).convert("RGBA")
+    scale = display / max(image.size)
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)),
+                              max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+    else:
+        scale = 1.0
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for region in regions:
+        box = [round(v * scale) for v in region["box"]]
+        prob = region["prob_fake"]
+        colour = (220, 40, 40) if prob >= threshold else (40, 180, 60)
+        strength = int(40 + 120 * min(1.0, abs(prob - threshold) / max(threshold, 1 - threshold)))
+        draw.rectangle(box, fill=(*colour, strength), outline=(*colour, 255), width=3)
+        draw.text((box[0] + 6, box[1] + 4), f"{prob:.0%}", fill=(255, 255, 255, 255))
+    return Image.alpha_composite(image, layer).convert("RGB")
 
 
 def gradcam_layer_name(model, min_side: int = 4) -> str:

@@ -32,6 +32,9 @@ _RESAMPLE = {
 }
 
 
+FITS = ("center_crop", "squash", "native")
+
+
 class ImageError(ValueError):
     """An input that cannot be read as an image; the message says which and why."""
 
@@ -43,7 +46,9 @@ class ImageSpec:
     Args:
         size: int. Square side of the model input.
         resize_method: str. PIL filter name (`lanczos` matches how CIFAKE-style sets were made).
-        fit: str. `center_crop` (keep aspect, crop the long side) or `squash`.
+        fit: str. `center_crop` (keep aspect, crop the long side, resize), `squash` (resize the
+            whole image) or `native` (never resize: the model sees size x size crops of the
+            pixels as they are; `prepare` takes the centre crop, the Detector a grid of crops).
         pixel_min: float. Lowest input value the model consumes.
         pixel_max: float. Highest input value the model consumes.
     """
@@ -57,8 +62,8 @@ class ImageSpec:
     def __post_init__(self) -> None:
         if self.resize_method not in _RESAMPLE:
             raise ValueError(f"resize_method must be one of {sorted(_RESAMPLE)}")
-        if self.fit not in ("center_crop", "squash"):
-            raise ValueError("fit must be 'center_crop' or 'squash'")
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,10 +140,16 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
 
 
 def prepare(rgb: np.ndarray, spec: ImageSpec) -> np.ndarray:
-    """Crop/resize an RGB uint8 array to the model input: size x size x 3 float32 in 0..255."""
+    """Crop/resize an RGB uint8 array to the model input: size x size x 3 float32 in 0..255.
+
+    With the `native` fit an image at least `size` on each side is only cropped (its centre);
+    a smaller one is enlarged to `size` (the Detector warns: its pixels are no longer native).
+    """
     height, width = rgb.shape[:2]
+    if spec.fit == "native" and min(height, width) >= spec.size:
+        return crop_at(rgb, (height - spec.size) // 2, (width - spec.size) // 2, spec.size)
     image = Image.fromarray(rgb)
-    if spec.fit == "center_crop" and height != width:
+    if spec.fit in ("center_crop", "native") and height != width:
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
         image = image.crop((left, top, left + side, top + side))
@@ -148,6 +159,11 @@ def prepare(rgb: np.ndarray, spec: ImageSpec) -> np.ndarray:
             (spec.size, spec.size), _RESAMPLE[spec.resize_method], reducing_gap=3.0
         )
     return np.asarray(image, dtype=np.float32)
+
+
+def crop_at(rgb: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
+    """One size x size window of an RGB array as float32 model input, no resampling."""
+    return np.asarray(rgb[top:top + size, left:left + size], dtype=np.float32)
 
 
 def load_prepared(source: ImageSource, spec: ImageSpec) -> np.ndarray:

@@ -31,9 +31,9 @@ class DetectorActor:
     """One Detector per Ray worker; scores a batch of paths like `Detector.predict_many`."""
 
     def __init__(self, model: str | None, uncertain_margin: float, batch_size: int):
-        from deepfake_detection.detector import Detector
+        from deepfake_detection.detectors import load
 
-        self.detector = Detector.load(model, uncertain_margin=uncertain_margin)
+        self.detector = load(model, uncertain_margin=uncertain_margin)
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:

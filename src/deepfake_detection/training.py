@@ -41,7 +41,9 @@ def augmentation(config: TrainConfig) -> data.Augmentation:
     return data.Augmentation(flip=config.augment_flip, shift=config.augment_shift,
                              blur_jpeg_p=config.augment_blur_jpeg,
                              blur_sigma_max=config.augment_blur_sigma_max,
-                             jpeg_min=config.augment_jpeg_min)
+                             jpeg_min=config.augment_jpeg_min,
+                             rescale_p=config.augment_rescale,
+                             rescale_min=config.augment_rescale_min)
 
 
 def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
@@ -323,9 +325,11 @@ def train(config: TrainConfig) -> Path:
     weights = data.class_weights(train_files.labels) if config.class_balance == "weights" else None
     log.info("class balance: %s %s", config.class_balance, weights or "")
 
+    per_image = (data.source_weights(train_files.paths, train_files.labels)
+                 if config.class_balance == "source" else None)
     train_ds = data.make_dataset(train_files.paths, train_files.labels, spec, global_batch,
                                  training=True, seed=config.seed, cache=cache,
-                                 augment=augmentation(config))
+                                 augment=augmentation(config), sample_weights=per_image)
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
     val_images = val_ds.map(lambda x, y: x)  # calibration reuses the cache, never repeated
