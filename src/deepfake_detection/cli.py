@@ -60,6 +60,9 @@ def _train_config(args: argparse.Namespace):
         key, _, value = item.partition("=")
         if not hasattr(config, key) or key == "phases" or not value:
             raise ConfigError(f"--set {item!r}: use KEY=VALUE with a TrainConfig field")
+        if isinstance(getattr(config, key), list) and not value.startswith("["):
+            setattr(config, key, value.split(","))  # --set exclude_sources=flux,sdxl
+            continue
         try:
             setattr(config, key, type(getattr(config, key))(json.loads(value)))
         except (ValueError, TypeError):

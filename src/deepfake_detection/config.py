@@ -101,6 +101,8 @@ class TrainConfig:
             never caches; decoding then happens every epoch (needed for huge sets).
         cache_limit_mb: int. Memory budget for the `auto` cache.
         max_images_per_class: int. Cap per class and split (0 = all); for smoke runs and tests.
+        exclude_sources: list of str. Sources (file-name prefixes) left out of training and
+            validation: a leave-one-generator-out run trains without, say, every `flux` image.
         threshold_balanced: bool. Choose the threshold on a validation PR curve with both classes
             weighted equally (right for balanced test sets such as CIFAKE's, and for an unknown
             prior); false uses the validation split's own class mix.
@@ -153,6 +155,7 @@ class TrainConfig:
     cache: str = "auto"
     cache_limit_mb: int = 2048
     max_images_per_class: int = 0
+    exclude_sources: list[str] = field(default_factory=list)
     threshold_balanced: bool = True
     calibrate: bool = True
     adv_attack: str = "fgsm_rs"

@@ -281,6 +281,12 @@ def _robustness_monitor(model, val_files: data.FileList, spec: ImageSpec,
 def _resolve_splits(config: TrainConfig) -> tuple[data.FileList, data.FileList, list]:
     train_dir = Path(config.data_dir) / "train"
     files = data.load_split(train_dir, config.max_images_per_class, config.seed)
+    if config.exclude_sources:
+        keep = [i for i, p in enumerate(files.paths)
+                if data.group_of(p) not in config.exclude_sources]
+        log.info("leaving out sources %s: %d file(s)", config.exclude_sources,
+                 len(files.paths) - len(keep))
+        files = data.FileList([files.paths[i] for i in keep], files.labels[keep], files.rejected)
     train_files, val_files = data.stratified_split(files, config.val_fraction, config.seed)
     return train_files, val_files, files.rejected
 
