@@ -3,7 +3,9 @@ detectors, source-balanced training data, and the shipped native detector on mix
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -148,3 +150,29 @@ def test_shipped_native_detector_on_mixed_256():
     assert roc_auc_score(files.labels, probs) > 0.9
     meta = json.loads((detectors.BUNDLES["native"] / "metadata.json").read_text())
     assert meta["image_spec"]["fit"] == "native" and meta["config"]["weights"] == "imagenet"
+
+
+def test_novelty_flags_points_far_from_the_training_features():
+    from deepfake_detection.novelty import fit
+
+    rng = np.random.default_rng(0)
+    train, held = rng.normal(size=(500, 20)), rng.normal(size=(300, 20))
+    model = fit(train, held, components=8, percentile=99.0)
+    assert np.mean(model.score(held) > model.threshold) <= 0.02
+    assert (model.score(rng.normal(size=(5, 20)) + 8.0) > model.threshold).all()
+
+
+def test_novel_images_get_uncertain_with_a_reason(tiny_bundle, tmp_path):
+    from deepfake_detection.training import fit_novelty
+
+    path = tmp_path / "bundle"  # a copy: the session's tiny bundle stays without novelty
+    shutil.copytree(tiny_bundle[1], path)
+    fitted = fit_novelty(path)
+    assert (path / "novelty.npz").is_file() and fitted["threshold"] > 0
+    detector = Detector.load(path)
+    typical = detector.predict(np.full((32, 32, 3), 128, np.uint8))
+    assert typical.novelty is not None
+    detector.novelty = dataclasses.replace(detector.novelty, threshold=-1.0)
+    flagged = detector.predict(np.full((32, 32, 3), 128, np.uint8))
+    assert flagged.verdict == "uncertain" and "unlike the images" in flagged.warnings[-1]
+    assert flagged.prob_fake == pytest.approx(typical.prob_fake)

@@ -149,6 +149,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_novelty(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from deepfake_detection.detectors import resolve
+    from deepfake_detection.training import fit_novelty
+
+    fitted = fit_novelty(resolve(args.model))
+    print(f"novelty threshold {fitted['threshold']:.2f} ({fitted['percentile']:g}th percentile "
+          f"of {fitted['validation_images']} validation images); written to {args.model}")
+    return 0
+
+
 def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
               attack: dict | None = None, perturbations: bool = False,
               baseline: str | None = None) -> dict:
@@ -440,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "own validation split (decisions unchanged)")
     calibrate.add_argument("--model", required=True, help="bundle folder to update")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    novelty = sub.add_parser("novelty", help="fit a bundle's out-of-distribution check on its "
+                             "own training data (images unlike it are then 'uncertain')")
+    novelty.add_argument("--model", required=True, help="bundle folder to update")
+    novelty.set_defaults(func=cmd_novelty)
 
     predict = sub.add_parser("predict", help="score image files, folders or globs")
     predict.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")

@@ -25,6 +25,7 @@ from deepfake_detection.imaging import (
     load_rgb,
     prepare,
 )
+from deepfake_detection.novelty import FEATURE_LAYER, Novelty
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_BUNDLE = ASSETS / "default_detector"
@@ -49,6 +50,7 @@ class Prediction:
     tiles: list[float] | None = None
     detector: str | None = None
     regions: list[dict[str, Any]] | None = None
+    novelty: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (no NaN: a failed image has `prob_fake` None)."""
@@ -70,9 +72,13 @@ class Detector:
         metadata: dict. The bundle's metadata (image spec, threshold, calibration).
         uncertain_margin: float. Half-width of the `uncertain` band around the threshold, in
             calibrated probability. Defaults to 0.1.
+        novelty: Novelty or None. When given, images unlike the training data (see
+            `deepfake_detection.novelty`) get the verdict `uncertain` and a warning.
     """
 
-    def __init__(self, model, metadata: dict[str, Any], uncertain_margin: float = 0.1):
+    def __init__(self, model, metadata: dict[str, Any], uncertain_margin: float = 0.1,
+                 novelty: Novelty | None = None):
+        import keras
         import tensorflow as tf
 
         self.model = model
@@ -84,7 +90,10 @@ class Detector:
         self.bundle_dir: Path | None = None  # set by `load`; where the model card lives
         self.name = str(metadata.get("name", "detector"))
         self._cam_model = None  # built on first Grad-CAM request
-        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self.novelty = novelty
+        both = model if novelty is None else keras.Model(
+            model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+        self._forward = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> Detector:
@@ -96,6 +105,8 @@ class Detector:
                 "`deepfake-detection train`"
             )
         model, metadata = bundle.load_bundle(path)
+        if path.is_dir():
+            kwargs.setdefault("novelty", Novelty.load(path))
         detector = cls(model, metadata, **kwargs)
         detector.bundle_dir = path if path.is_dir() else path.parent
         if "name" not in metadata:
@@ -107,15 +118,26 @@ class Detector:
         """Whether this detector looks at crops of the pixels as they are (never resized)."""
         return self.spec.fit == "native"
 
-    def logits(self, images: np.ndarray, chunk: int = 256) -> np.ndarray:
-        """Raw logits for prepared images (N x size x size x 3, 0..255), in inference mode,
-        `chunk` at a time so a large native batch keeps bounded activations."""
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Raw logits for prepared images (N x size x size x 3, 0..255), in inference mode."""
+        return self.scores(images)[0]
+
+    def scores(self, images: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, novelty scores or NaN) for prepared images, `chunk` at a time so a large
+        native batch keeps bounded activations."""
         images = np.asarray(images, np.float32)
         if self.native:
             chunk = min(chunk, 32)
-        parts = [np.asarray(self._forward(images[i:i + chunk])).reshape(-1)
-                 for i in range(0, len(images), chunk)]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        logits, novelty = [np.zeros(0)], [np.zeros(0)]
+        for i in range(0, len(images), chunk):
+            out = self._forward(images[i:i + chunk])
+            if self.novelty is None:
+                logits.append(np.asarray(out).reshape(-1))
+                novelty.append(np.full(len(logits[-1]), np.nan))
+            else:
+                logits.append(np.asarray(out[0]).reshape(-1))
+                novelty.append(self.novelty.score(np.asarray(out[1])))
+        return np.concatenate(logits), np.concatenate(novelty)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Calibrated FAKE probabilities for prepared images."""
@@ -191,13 +213,23 @@ class Detector:
         """Score one image; raises ImageError for unreadable input."""
         rgb = load_rgb(source)
         views, boxes = self.views(rgb)
-        return self._aggregate(_source_name(source, 0), self.logits(views), boxes,
+        return self._aggregate(_source_name(source, 0), *self.scores(views), boxes,
                                self._size_warnings(*rgb.shape[:2]))
 
-    def _aggregate(self, name: str, logits: np.ndarray, boxes: list[list[int]],
-                   warnings: list[str]) -> Prediction:
-        """One verdict from the logits of an image's views (their mean: a log-odds average)."""
+    def _aggregate(self, name: str, logits: np.ndarray, novelty: np.ndarray,
+                   boxes: list[list[int]], warnings: list[str]) -> Prediction:
+        """One verdict from the logits of an image's views (their mean: a log-odds average),
+        withheld as `uncertain` when the image is unlike the training data."""
         result = self._result(name, float(self.calibrated(np.mean(logits))), warnings)
+        if self.novelty is not None:
+            result.novelty = float(np.mean(novelty))
+            if result.novelty > self.novelty.threshold:
+                result.verdict = "uncertain"
+                result.warnings = [*warnings, (
+                    f"unlike the images this detector was trained on (novelty "
+                    f"{result.novelty:.1f}, above {self.novelty.threshold:.1f}, the "
+                    f"{self.novelty.percentile:g}th percentile of held-out training images): "
+                    "its probability is not to be trusted, so the verdict is 'uncertain'")]
         if self.native:
             probs = self.calibrated(logits)
             result.regions = [{"box": box, "prob_fake": float(p)} for box, p in zip(boxes, probs)]
@@ -295,11 +327,13 @@ class Detector:
 
     def _score_chunk(self, loaded: list) -> Iterator[Prediction]:
         good = [row for row in loaded if row[4] is None]
-        logits = self.logits(np.concatenate([row[1] for row in good])) if good else []
+        logits, novelty = (self.scores(np.concatenate([row[1] for row in good])) if good
+                           else ([], []))
         start = 0
         for name, views, boxes, warnings, error in loaded:
             if error is None:
-                yield self._aggregate(name, logits[start:start + len(views)], boxes, warnings)
+                part = slice(start, start + len(views))
+                yield self._aggregate(name, logits[part], novelty[part], boxes, warnings)
                 start += len(views)
             else:
                 yield Prediction(source=name, threshold=self.threshold, error=error,

@@ -455,3 +455,32 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     metadata["calibration"] = calibration
     (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
     return metadata
+
+
+def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]:
+    """Fit the bundle's novelty model (see `deepfake_detection.novelty`) on its own training
+    split, with the threshold set on its validation split; writes `novelty.npz` and records it
+    in the metadata. Predictions change only for images above the novelty threshold."""
+    from deepfake_detection import novelty
+
+    bundle_dir = Path(bundle_dir)
+    model, metadata = bundle.load_bundle(bundle_dir)
+    config = TrainConfig.from_dict(metadata["config"])
+    train_files, val_files, _ = _resolve_splits(config)
+    spec = ImageSpec(**metadata["image_spec"])
+    features = keras.Model(model.inputs, model.get_layer(novelty.FEATURE_LAYER).output)
+    pick = np.random.default_rng(config.seed).permutation(len(train_files.paths))[:max_train]
+
+    def embed(paths) -> np.ndarray:
+        dataset = data.make_dataset(paths, None, spec, config.batch_size)
+        return np.concatenate([np.asarray(features(b, training=False)) for b in dataset])
+
+    fitted = novelty.fit(embed([train_files.paths[i] for i in pick]), embed(val_files.paths))
+    fitted.save(bundle_dir)
+    metadata["novelty"] = {"method": "mean squared whitened distance in the top "
+                           f"{len(fitted.variances)} principal components of "
+                           f"{novelty.FEATURE_LAYER}",
+                           "threshold": fitted.threshold, "percentile": fitted.percentile,
+                           "train_images": len(pick), "validation_images": len(val_files.paths)}
+    (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    return metadata["novelty"]
