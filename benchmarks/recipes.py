@@ -38,6 +38,13 @@ RECIPES = {
     # Issue 6's before/after: the same without blur + JPEG, and with twice as much.
     "fast_no_blur_jpeg": ("fast", {"augment_blur_jpeg": 0.0}),
     "fast_blur_jpeg_p0.2": ("fast", {"augment_blur_jpeg": 0.2}),
+    # Issue 12: the seed's recipe (frozen base, then fine-tune at Adam 1e-5) on a base with
+    # real ImageNet features, EfficientNet-Lite0 at 64x64 (CIFAKE upscaled 2x), against the
+    # same recipe and size from random weights (run with --out benchmarks/results/pretrained).
+    "reference_lite0_imagenet_64": ("reference", {"arch": "efficientnet_lite0",
+                                                  "weights": "imagenet", "image_size": 64}),
+    "reference_lite0_none_64": ("reference", {"arch": "efficientnet_lite0", "weights": "none",
+                                              "image_size": 64}),
 }
 # Battery levels summarised in the table (the full battery is in the JSON).
 BATTERY_COLUMNS = (("jpeg_quality", 40), ("gaussian_blur_sigma", 1.0),

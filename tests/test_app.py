@@ -56,12 +56,13 @@ def test_client_analyze_matches_the_detector(served):
     url, detector, root = served
     client = gradio_client.Client(url, verbose=False)
     path = _images(root)[0]
-    text, label, cam, warnings, details = client.predict(
+    text, label, cam, warnings, details, panel = client.predict(
         gradio_client.handle_file(path), api_name="/analyze")
     expected = detector.predict(path)
     assert details["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
     assert details["verdict"] == expected.verdict and f"{expected.prob_fake:.1%}" in text
     assert os.path.isfile(cam) and warnings
+    assert "no provenance found" in panel and details["provenance"]["strongest"] == "none"
 
 
 def test_client_predict_matches_the_cli_records(served):

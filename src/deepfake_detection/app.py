@@ -10,7 +10,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from deepfake_detection import detectors
+from deepfake_detection import detectors, provenance
+from deepfake_detection.checking import join
 from deepfake_detection.detector import Detector, overlay, regions_overlay
 from deepfake_detection.detectors import AutoDetector
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
@@ -64,9 +65,28 @@ def _evidence(detector: Detector, path: str):
     return result, overlay(image, cam)
 
 
-def analyze(detector: Detector | AutoDetector, path: str | None
-            ) -> tuple[str, dict, Any, str, dict]:
-    """One image -> (verdict text, class probabilities, evidence picture, warnings, details)."""
+def provenance_panel(record: dict | None) -> str:
+    """Markdown for the Provenance panel: who signed, which generator, which actions."""
+    if not record:
+        return "### Provenance\nNot read."
+    lines = ["### Provenance", f"**{record['summary']}**"]
+    for item in record["items"]:
+        details = item["details"]
+        facts = [f"{k.replace('_', ' ')}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                 for k, v in details.items() if v and k != "value"]
+        lines.append(f"- *{item['kind']}*, {item['strength'].replace('_', ' ')}: "
+                     f"{item['summary']}" + (f" ({'; '.join(facts)})" if facts else ""))
+    lines += [f"- warning: {w}" for w in record["warnings"]]
+    lines.append("\nSigned C2PA credentials are as trustworthy as their signer; EXIF, XMP and PNG "
+                 "text are plain text anyone can write or strip. Missing metadata is not "
+                 "evidence of a real photo.")
+    return "\n".join(lines)
+
+
+def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata: bool = False
+            ) -> tuple[str, dict, Any, str, dict, str]:
+    """One uploaded file -> (verdict text, class probabilities, evidence picture, warnings,
+    details, provenance panel). The file is read as a file, so its metadata is seen too."""
     import gradio as gr
 
     if not path:
@@ -75,7 +95,8 @@ def analyze(detector: Detector | AutoDetector, path: str | None
     try:
         result, picture = _evidence(chosen, path)
     except ImageError as error:
-        raise gr.Error(f"Could not read this image: {error}") from error
+        raise gr.Error(f"Could not read this image: {_name_only(error, path)}") from error
+    result = join(result, provenance.read(path), trust_metadata)
     how = ("crops of the pixels as they are, never resized; the picture shows each crop's score"
            if chosen.native else
            f"the image resized to {chosen.spec.size}x{chosen.spec.size}; the heatmap is Grad-CAM")
@@ -87,12 +108,19 @@ def analyze(detector: Detector | AutoDetector, path: str | None
     label = {"AI-generated (FAKE)": result.prob_fake, "Real photo (REAL)": 1 - result.prob_fake}
     details = result.to_dict()
     details["source"] = Path(path).name
-    return text, label, picture, warnings, details
+    return text, label, picture, warnings, details, provenance_panel(result.provenance)
+
+
+def _name_only(error: Exception, path: str) -> str:
+    """The error without the server's upload folder in it."""
+    return str(error).replace(str(path), Path(path).name)
 
 
 def predict_files(detector: Detector | AutoDetector, paths: list[str] | None) -> list[dict]:
     """Several images -> the same records as `deepfake-detection predict --json`."""
-    rows = [r.to_dict() for r in detector.predict_many(list(paths or []))]
+    from deepfake_detection.checking import Checker
+
+    rows = [r.to_dict() for r in Checker(detector).check_many(list(paths or []))]
     for row in rows:
         row["source"] = Path(row["source"]).name
     return rows
@@ -130,9 +158,13 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
         with gr.Tab("One image"):
             with gr.Row():
                 with gr.Column():
-                    image = gr.Image(type="filepath", image_mode=None, label="Image",
-                                     sources=["upload", "clipboard", "webcam"])
+                    image = gr.File(file_types=["image"], type="filepath", label="Image file "
+                                    "(read as a file, so what it declares is checked too)")
                     button = gr.Button("Check image", variant="primary")
+                    with gr.Accordion("Or take a photo / paste one (pixels only)", open=False):
+                        snapshot = gr.Image(type="filepath", label="Picture",
+                                            sources=["webcam", "clipboard"])
+                        snap_button = gr.Button("Check this picture")
                     examples = example_images() if show_examples else []
                     if examples:
                         gr.Examples(examples, inputs=image, label="Test-split examples")
@@ -141,10 +173,13 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                     probs = gr.Label(label="Probability", num_top_classes=2)
                     cam = gr.Image(label="Where the evidence is", type="pil")
                     warnings = gr.Markdown()
+                    panel = gr.Markdown("### Provenance\nUpload an image.", elem_id="provenance")
                     with gr.Accordion("Details (JSON)", open=False):
                         details = gr.JSON()
-            button.click(lambda p: analyze(detector, p), image,
-                         [verdict, probs, cam, warnings, details], api_name="analyze")
+            outputs = [verdict, probs, cam, warnings, details, panel]
+            button.click(lambda p: analyze(detector, p), image, outputs, api_name="analyze")
+            snap_button.click(lambda p: analyze(detector, p), snapshot, outputs,
+                              api_visibility="private")
         with gr.Tab("Several images"):
             files = gr.File(file_count="multiple", label="Images")
             run = gr.Button("Check all", variant="primary")

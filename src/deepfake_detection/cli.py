@@ -207,7 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
-                  "error")
+                  "provenance", "verdict_basis", "error")
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
               "cifake detector for smaller ones), cifake, native, or a bundle folder")
 
@@ -224,6 +224,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    from deepfake_detection.checking import Checker
     from deepfake_detection.data import DataError, iter_inputs
     from deepfake_detection.detectors import load
 
@@ -243,11 +244,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             return 0
         raise DataError("no images to score: " + ", ".join(args.paths))
     files = itertools.chain(first, files)
-    detector = load(args.model, uncertain_margin=args.uncertain_margin)
+    checker = Checker(load(args.model, uncertain_margin=args.uncertain_margin),
+                      trust_metadata=args.trust_metadata)
     if args.tiles:
-        results = (_predict_tiled(detector, f, args.tiles) for f in files)
+        results = (_predict_tiled(checker, f, args.tiles) for f in files)
     else:
-        results = detector.predict_many(files, batch_size=args.batch_size)
+        results = checker.check_many(files, batch_size=args.batch_size)
     rows = (r.to_dict() for r in tqdm(results, unit="img", file=sys.stderr,
                                       disable=len(first) < 2 or None))
     counts = dict.fromkeys(("real", "uncertain", "fake", "error"), 0)
@@ -315,7 +317,8 @@ def _write_stream(rows, out, csv_format: bool, header: bool = True) -> None:
         writer.writeheader()
     for count, row in enumerate(rows, 1):
         if writer:
-            writer.writerow({**row, "warnings": "; ".join(row["warnings"])})
+            writer.writerow({**row, "warnings": "; ".join(row["warnings"]),
+                             "provenance": (row["provenance"] or {}).get("summary", "")})
         else:
             out.write(json.dumps(row) + "\n")
         if count % 256 == 0:
@@ -335,12 +338,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 1 if result["error"] else 0
 
 
-def _predict_tiled(detector, path: str, grid: int):
+def _predict_tiled(checker, path: str, grid: int):
+    from deepfake_detection import provenance
+    from deepfake_detection.checking import join
     from deepfake_detection.detector import Prediction
     from deepfake_detection.imaging import ImageError
 
+    detector = checker.detector
     try:
-        return detector.predict_tiles(path, grid)
+        return join(detector.predict_tiles(path, grid), provenance.read(path),
+                    checker.trust_metadata)
     except ImageError as error:
         return Prediction(source=path, threshold=detector.threshold, error=str(error),
                           detector=detector.name)
@@ -354,7 +361,9 @@ def _print_table(rows: list[dict], out) -> None:
         if r["error"]:
             out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {r['error']}\n")
         else:
-            note = r["warnings"][0] if r["warnings"] else ""
+            prov = r.get("provenance") or {}
+            note = (r["warnings"][0] if r["warnings"] else
+                    prov.get("summary", "") if prov.get("strongest", "none") != "none" else "")
             out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  {note}\n")
 
 
@@ -474,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also score an NxN grid of tiles and average (large images)")
     predict.add_argument("--uncertain-margin", type=float, default=0.1,
                          help="half-width of the 'uncertain' band around the threshold")
+    predict.add_argument("--trust-metadata", action="store_true",
+                         help="let a signed C2PA manifest that declares AI generation set the "
+                         "verdict (default: report it beside the pixel verdict)")
     predict.set_defaults(func=cmd_predict)
 
     scan = sub.add_parser("scan", help="score a folder of any size on Ray Data (pip install "

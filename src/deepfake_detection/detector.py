@@ -51,6 +51,8 @@ class Prediction:
     detector: str | None = None
     regions: list[dict[str, Any]] | None = None
     novelty: float | None = None
+    provenance: dict[str, Any] | None = None
+    verdict_basis: str = "pixels"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (no NaN: a failed image has `prob_fake` None)."""

@@ -31,14 +31,15 @@ class DetectorActor:
     """One Detector per Ray worker; scores a batch of paths like `Detector.predict_many`."""
 
     def __init__(self, model: str | None, uncertain_margin: float, batch_size: int):
+        from deepfake_detection.checking import Checker
         from deepfake_detection.detectors import load
 
-        self.detector = load(model, uncertain_margin=uncertain_margin)
+        self.checker = Checker(load(model, uncertain_margin=uncertain_margin))
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         # Rows travel as JSON text: Arrow would turn the None of a column into NaN.
-        return {"row": [json.dumps(p.to_dict()) for p in self.detector.predict_many(
+        return {"row": [json.dumps(p.to_dict()) for p in self.checker.check_many(
             [str(p) for p in batch["path"]], batch_size=self.batch_size, workers=2)]}
 
 

@@ -1,0 +1,223 @@
+"""What a file says about its own origin: C2PA Content Credentials, IPTC/XMP, PNG text, EXIF.
+
+Read from the file's bytes beside the Detector, never by it: the pixels and the metadata are
+two kinds of evidence, each reported for what it is. A signed C2PA manifest is the strongest
+claim a file can make, and only as good as its signer; everything else here is plain text anyone
+can write or strip. Absence of metadata is "no provenance found", never evidence of a real photo.
+
+Each reader is bounded (bytes looked at, chunk sizes) and contained: a malformed or hostile
+field becomes a line in `warnings`, never an exception, and never stops the pixel verdict.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+# Strongest first: a file's summary is its strongest item.
+STRENGTHS = ("signed_ai_declaration", "unsigned_ai_declaration", "signed_capture_claim",
+             "camera_capture_claim", "editing_software")
+AI_SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia",
+                   "algorithmicMedia", "compositeSynthetic")
+CAPTURE_SOURCE_TYPES = ("digitalCapture", "negativeFilm", "positiveFilm", "print")
+# Generator names seen in EXIF Software / PNG text (lower case substrings).
+GENERATORS = ("stable diffusion", "midjourney", "dall-e", "dall·e", "firefly", "novelai",
+              "comfyui", "automatic1111", "invokeai", "imagen", "gemini", "gpt-4o", "chatgpt",
+              "flux", "leonardo", "dreamstudio", "sdxl", "ideogram", "openai")
+PNG_GENERATOR_KEYS = {"parameters": "AUTOMATIC1111 / Forge generation parameters",
+                      "prompt": "ComfyUI prompt graph", "workflow": "ComfyUI workflow",
+                      "invokeai_metadata": "InvokeAI metadata", "sd-metadata": "InvokeAI metadata",
+                      "Dream": "InvokeAI / dream parameters"}
+MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
+        "GIF": "image/gif", "AVIF": "image/avif", "HEIF": "image/heic"}
+MAX_BYTES = 64 * 2**20  # files above this are not parsed for metadata (the app caps at 25 MB)
+MAX_TEXT = 2000  # characters of any one field kept in a record
+_SOURCE_TYPE = re.compile(rb"digitalsourcetype/([A-Za-z]+)", re.IGNORECASE)
+
+
+@dataclass
+class Evidence:
+    """One claim a file makes: where it was read, how strong it is, what it says."""
+
+    kind: str  # c2pa, xmp, png_text, exif
+    strength: str  # one of STRENGTHS
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Provenance:
+    items: list[Evidence] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def strongest(self) -> Evidence | None:
+        return min(self.items, key=lambda e: STRENGTHS.index(e.strength), default=None)
+
+    @property
+    def summary(self) -> str:
+        best = self.strongest
+        return best.summary if best else "no provenance found (this is not evidence either way)"
+
+    def declares_ai(self, signed_only: bool = False) -> Evidence | None:
+        wanted = ("signed_ai_declaration",) if signed_only else STRENGTHS[:2]
+        return next((e for e in sorted(self.items, key=lambda e: STRENGTHS.index(e.strength))
+                     if e.strength in wanted), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary,
+                "strongest": self.strongest.strength if self.strongest else "none",
+                "items": [asdict(e) for e in self.items], "warnings": self.warnings}
+
+
+def _clip(value: Any) -> str:
+    """Text of at most MAX_TEXT characters, with undecodable bytes replaced, not fatal."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = str(value)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + f"... ({len(text)} chars)"
+
+
+def read(source: str | Path | bytes) -> Provenance:
+    """Everything the file declares; never raises for a bad file (see `warnings`)."""
+    result = Provenance()
+    try:
+        data = _bytes(source)
+    except OSError as error:
+        result.warnings.append(f"metadata not read: {error.strerror or error}")
+        return result
+    if data is None:
+        result.warnings.append(f"metadata not read: file larger than {MAX_BYTES // 2**20} MB")
+        return result
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt, info = image.format, dict(image.info)
+            exif = image.getexif()
+    except Exception as error:  # noqa: BLE001 - any decoder failure is only a warning here
+        result.warnings.append(f"metadata not read: {type(error).__name__}: {_clip(error)}")
+        return result
+    for reader, args in ((_c2pa, (data, fmt)), (_xmp, (info,)), (_png_text, (info,)),
+                         (_exif, (exif,))):
+        try:
+            result.items += reader(*args)
+        except Exception as error:  # noqa: BLE001 - a hostile field must not stop the rest
+            result.warnings.append(f"{reader.__name__.strip('_')} metadata unreadable: "
+                                   f"{type(error).__name__}: {_clip(error)[:200]}")
+    return result
+
+
+def _bytes(source: str | Path | bytes) -> bytes | None:
+    if isinstance(source, bytes):
+        return source if len(source) <= MAX_BYTES else None
+    path = Path(source)
+    if path.stat().st_size > MAX_BYTES:
+        return None
+    return path.read_bytes()
+
+
+def _c2pa(data: bytes, fmt: str | None) -> list[Evidence]:
+    if fmt not in MIME:
+        return []
+    try:
+        import c2pa
+    except ImportError as error:
+        raise RuntimeError("C2PA not checked: pip install c2pa-python") from error
+    reader = c2pa.Reader.try_create(MIME[fmt], io.BytesIO(data))
+    if reader is None:
+        return []
+    with reader:
+        manifest = reader.get_active_manifest() or {}
+        state = reader.get_validation_state()
+        results = (reader.get_validation_results() or {}).get("activeManifest") or {}
+    failures = [f.get("code", "") for f in results.get("failure", [])]
+    return [_c2pa_evidence(manifest, state, failures)]
+
+
+def _c2pa_evidence(manifest: dict, state: str | None, failures: list[str]) -> Evidence:
+    signature = manifest.get("signature_info") or {}
+    signer = signature.get("issuer") or signature.get("common_name") or "an unknown signer"
+    tampered = state == "Invalid" or any(c != "signingCredential.untrusted" and
+                                         not c.startswith("signingCredential.ocsp")
+                                         for c in failures)
+    status = ("tampered: the file no longer matches what was signed" if tampered else
+              "untrusted signer (signature valid, signer not on a trust list)"
+              if "signingCredential.untrusted" in failures or state == "Valid" else "valid")
+    actions = [a for assertion in manifest.get("assertions", [])
+               if str(assertion.get("label", "")).startswith("c2pa.actions")
+               for a in (assertion.get("data") or {}).get("actions", [])]
+    source_types = {str(a.get("digitalSourceType", "")).rsplit("/", 1)[-1] for a in actions}
+    agents = sorted({_clip((a.get("softwareAgent") or {}).get("name", "")
+                           if isinstance(a.get("softwareAgent"), dict) else
+                           a.get("softwareAgent", "")) for a in actions} - {""})
+    generators = [_clip(g.get("name", "")) for g in manifest.get("claim_generator_info", [])]
+    by = ", ".join(agents or generators) or "unnamed software"
+    details = {"signer": _clip(signer), "validation": status, "claim_generator": generators,
+               "actions": [_clip(a.get("action", "")) for a in actions],
+               "digital_source_types": sorted(source_types - {""}), "software_agents": agents}
+    if source_types & set(AI_SOURCE_TYPES):
+        strength = "unsigned_ai_declaration" if tampered else "signed_ai_declaration"
+        summary = f"C2PA manifest signed by {signer} says generated by AI ({by}); {status}"
+    elif source_types & set(CAPTURE_SOURCE_TYPES):
+        strength = "camera_capture_claim" if tampered else "signed_capture_claim"
+        summary = f"C2PA manifest signed by {signer} says captured by a camera; {status}"
+    else:
+        strength = "editing_software"
+        summary = f"C2PA manifest signed by {signer} records editing by {by}; {status}"
+    return Evidence("c2pa", strength, summary, details)
+
+
+def _xmp(info: dict) -> list[Evidence]:
+    packet = info.get("xmp") or info.get("XML:com.adobe.xmp") or b""
+    if isinstance(packet, str):
+        packet = packet.encode("utf-8", "replace")
+    found = {m.decode() for m in _SOURCE_TYPE.findall(packet[:4 * 2**20])}
+    ai = sorted(found & set(AI_SOURCE_TYPES))
+    if ai:
+        return [Evidence("xmp", "unsigned_ai_declaration",
+                         f"IPTC DigitalSourceType in XMP says {', '.join(ai)} (unsigned text)",
+                         {"digital_source_types": sorted(found)})]
+    if found & set(CAPTURE_SOURCE_TYPES):
+        return [Evidence("xmp", "camera_capture_claim",
+                         "IPTC DigitalSourceType in XMP says digitalCapture (unsigned text)",
+                         {"digital_source_types": sorted(found)})]
+    return []
+
+
+def _png_text(info: dict) -> list[Evidence]:
+    items = []
+    for key, label in PNG_GENERATOR_KEYS.items():
+        if key in info and isinstance(info[key], (str, bytes)):
+            items.append(Evidence("png_text", "unsigned_ai_declaration",
+                                  f"PNG text chunk '{key}': {label} (unsigned text)",
+                                  {"key": key, "value": _clip(info[key])}))
+    software, comment = str(info.get("Software", "")), info.get("Comment")
+    if "novelai" in software.lower() or (isinstance(comment, str) and '"steps"' in comment):
+        items.append(Evidence("png_text", "unsigned_ai_declaration",
+                              f"PNG text says NovelAI ({_clip(software) or 'Comment settings'}; "
+                              "unsigned text)", {"Software": _clip(software),
+                                                 "Comment": _clip(comment or "")}))
+    return items
+
+
+def _exif(exif: Image.Exif) -> list[Evidence]:
+    make, model = _clip(exif.get(271, "")).strip("\x00 "), _clip(exif.get(272, "")).strip("\x00 ")
+    software = _clip(exif.get(305, "")).strip("\x00 ")
+    items = []
+    if software and any(g in software.lower() for g in GENERATORS):
+        items.append(Evidence("exif", "unsigned_ai_declaration",
+                              f"EXIF Software names a generator: {software} (unsigned text)",
+                              {"Software": software}))
+    elif software:
+        items.append(Evidence("exif", "editing_software",
+                              f"EXIF Software: {software} (unsigned text)", {"Software": software}))
+    if make or model:
+        camera = " ".join(p for p in (make, model) if p)
+        items.append(Evidence("exif", "camera_capture_claim",
+                              f"EXIF names a camera: {camera} (unsigned text, easily copied)",
+                              {"Make": make, "Model": model}))
+    return items

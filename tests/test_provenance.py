@@ -1,0 +1,196 @@
+"""What files declare about themselves, on files the tests make: PNG text chunks, EXIF, XMP,
+C2PA manifests signed here with a throwaway certificate (untrusted signer), the same file with
+one byte of pixel data changed (tampered) and stripped (no provenance), and hostile metadata."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from deepfake_detection import provenance
+from deepfake_detection.checking import join
+from deepfake_detection.cli import main
+from deepfake_detection.detector import Prediction
+
+c2pa = pytest.importorskip("c2pa")
+AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-'
+       'rdf-syntax-ns#"><rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/'
+       '2008-02-29/" Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/'
+       'digitalsourcetype/{}"/></rdf:RDF></x:xmpmeta>')
+
+
+def _pixels(seed=0, size=64):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3),
+                                                                  np.uint8))
+
+
+def _jpeg(**save) -> bytes:
+    buffer = io.BytesIO()
+    _pixels().save(buffer, "JPEG", quality=90, **save)
+    return buffer.getvalue()
+
+
+def _png(**text) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    _pixels().save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def _signer():
+    """A throwaway CA and an ES256 signing certificate it issued (on no trust list)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Throwaway Test Org")])
+
+    def usage(sign: bool):
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False,
+                             key_encipherment=False, data_encipherment=False,
+                             key_agreement=False, key_cert_sign=not sign, crl_sign=not sign,
+                             encipher_only=False, decipher_only=False)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def cert(subject, public, ca: bool):
+        builder = (x509.CertificateBuilder().subject_name(name(subject))
+                   .issuer_name(name("Throwaway Test CA")).public_key(public)
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=7))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+                   .add_extension(usage(not ca), True))
+        if not ca:  # the C2PA certificate profile asks for an EKU and key identifiers
+            builder = (builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    ca_key.public_key()), False))
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    chain = cert("Test Signer", key.public_key(), False) + cert("Throwaway Test CA",
+                                                                ca_key.public_key(), True)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, private, None))
+
+
+@pytest.fixture(scope="module")
+def signed() -> bytes:
+    manifest = {"claim_generator_info": [{"name": "test-generator", "version": "1.0"}],
+                "title": "generated.jpg", "assertions": [{"label": "c2pa.actions", "data": {
+                    "actions": [{"action": "c2pa.created", "digitalSourceType": AI,
+                                 "softwareAgent": {"name": "Test Diffusion 2.0"}}]}}]}
+    out = io.BytesIO()
+    with c2pa.Builder(manifest) as builder:
+        builder.sign(_signer(), "image/jpeg", io.BytesIO(_jpeg()), out)
+    return out.getvalue()
+
+
+def test_png_text_from_a1111_and_comfyui_is_an_unsigned_ai_declaration():
+    a1111 = provenance.read(_png(parameters="a cat\nSteps: 20, Sampler: Euler a, Seed: 1"))
+    comfy = provenance.read(_png(prompt=json.dumps({"3": {"class_type": "KSampler"}})))
+    for prov, key in ((a1111, "parameters"), (comfy, "prompt")):
+        assert prov.strongest.strength == "unsigned_ai_declaration"
+        assert prov.strongest.details["key"] == key and prov.declares_ai(signed_only=True) is None
+
+
+def test_exif_camera_and_software():
+    exif = Image.Exif()
+    exif[271], exif[272], exif[305] = "Canon", "Canon EOS 5D Mark IV", "Adobe Photoshop 25.0"
+    prov = provenance.read(_jpeg(exif=exif))
+    assert {e.strength for e in prov.items} == {"camera_capture_claim", "editing_software"}
+    assert "Canon EOS 5D" in prov.summary
+    exif[305] = "Midjourney v6"
+    assert provenance.read(_jpeg(exif=exif)).strongest.strength == "unsigned_ai_declaration"
+
+
+@pytest.mark.parametrize("kind, strength", [("trainedAlgorithmicMedia", "unsigned_ai_declaration"),
+                                            ("digitalCapture", "camera_capture_claim")])
+def test_xmp_iptc_digital_source_type(kind, strength):
+    prov = provenance.read(_jpeg(xmp=XMP.format(kind).encode()))
+    assert prov.strongest.strength == strength and kind in prov.strongest.details[
+        "digital_source_types"]
+
+
+def test_signed_c2pa_untrusted_signer_then_tampered_then_stripped(signed):
+    prov = provenance.read(signed)
+    item = prov.strongest
+    assert item.kind == "c2pa" and item.strength == "signed_ai_declaration"
+    assert item.details["signer"] == "Throwaway Test Org"
+    assert item.details["validation"].startswith("untrusted signer")
+    assert item.details["software_agents"] == ["Test Diffusion 2.0"]
+    tampered = bytearray(signed)
+    tampered[-200] ^= 0xFF  # inside the entropy-coded pixels, after the manifest
+    bad = provenance.read(bytes(tampered)).strongest
+    assert bad.details["validation"].startswith("tampered")
+    assert bad.strength == "unsigned_ai_declaration"
+    stripped = io.BytesIO()
+    Image.open(io.BytesIO(signed)).save(stripped, "JPEG", quality=95)
+    none = provenance.read(stripped.getvalue())
+    assert none.items == [] and none.summary.startswith("no provenance found")
+
+
+def test_hostile_metadata_is_a_warning_and_the_pixels_are_still_scored(signed, tmp_path,
+                                                                       tiny_bundle):
+    garbled = bytearray(signed)  # the manifest store (JUMBF in APP11) overwritten with junk
+    start = signed.index(b"\xff\xeb") + 64
+    garbled[start:start + 400] = np.random.default_rng(0).integers(0, 256, 400, np.uint8).tobytes()
+    prov = provenance.read(bytes(garbled))
+    assert prov.warnings and prov.warnings[0].startswith("c2pa metadata unreadable")
+    bad_utf8 = provenance.read(_jpeg(xmp=b"\xff\xfe" + b"\x00digitalsourcetype/" * 3000))
+    assert bad_utf8.items == []
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(_png(parameters="x" * 5000)[:-40])
+    assert provenance.read(truncated).warnings
+    path = tmp_path / "hostile.jpg"
+    path.write_bytes(bytes(garbled))
+    out = tmp_path / "out.json"
+    code = main(["predict", str(path), "--model", str(tiny_bundle[1]), "--json", "-o", str(out)])
+    row = json.loads(out.read_text())[0]
+    assert code == 0 and row["prob_fake"] is not None and row["provenance"]["warnings"]
+
+
+def test_disagreement_is_stated_and_trust_metadata_decides(signed):
+    prov = provenance.read(signed)
+    real = Prediction(source="x", prob_fake=0.1, label="REAL", verdict="real", threshold=0.5)
+    joined = join(real, prov)
+    assert joined.verdict == "real" and joined.verdict_basis == "pixels"
+    assert joined.warnings[0].startswith("pixels say real") and "Throwaway" in joined.warnings[0]
+    trusted = join(Prediction(source="x", prob_fake=0.1, label="REAL", verdict="real",
+                              threshold=0.5), prov, trust_metadata=True)
+    assert (trusted.verdict, trusted.label, trusted.verdict_basis) == ("fake", "FAKE", "c2pa")
+    unsigned = join(Prediction(source="x", prob_fake=0.1, label="REAL", verdict="real",
+                               threshold=0.5), provenance.read(_png(parameters="a cat")),
+                    trust_metadata=True)
+    assert unsigned.verdict == "real" and unsigned.warnings[0].startswith("pixels say real")
+
+
+def test_predict_records_carry_provenance(signed, tmp_path, tiny_bundle, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "signed.jpg").write_bytes(signed)
+    (tmp_path / "in" / "plain.png").write_bytes(_png())
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(tmp_path / "in"), "--model", str(tiny_bundle[1]), "--jsonl",
+                 "-o", str(out)]) == 0
+    rows = {r["source"].rsplit("/", 1)[-1]: r for r in map(json.loads, out.open())}
+    assert rows["signed.jpg"]["provenance"]["strongest"] == "signed_ai_declaration"
+    assert rows["plain.png"]["provenance"]["strongest"] == "none"
+    csv_out = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path / "in"), "--model", str(tiny_bundle[1]), "--csv",
+                 "-o", str(csv_out), "--trust-metadata"]) == 0
+    text = csv_out.read_text()
+    assert "C2PA manifest signed by Throwaway Test Org" in text and ",c2pa," in text
