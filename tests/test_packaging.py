@@ -1,0 +1,32 @@
+"""requirements.txt (what Hugging Face Spaces installs) agrees with pyproject.toml."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import REPO
+
+tomllib = pytest.importorskip("tomllib")
+# Spaces runs on CPU: the CPU-only TensorFlow wheel stands in for `tensorflow`.
+ALIASES = {"tensorflow-cpu": "tensorflow"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    name, spec = re.match(r"([A-Za-z0-9_.\-\[\]]+)(.*)", requirement.strip()).groups()
+    name = re.sub(r"\[.*\]", "", name).lower().replace("_", "-")
+    return ALIASES.get(name, name), spec.replace(" ", "")
+
+
+def test_spaces_requirements_match_the_package():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    needed = dict(map(_split, project["dependencies"] + project["optional-dependencies"]["app"]))
+    lines = [line for line in (REPO / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    spaces = dict(map(_split, lines))
+    core = dict(map(_split, project["dependencies"]))
+    assert set(core) <= set(spaces), f"missing on Spaces: {set(core) - set(spaces)}"
+    for name, spec in spaces.items():
+        assert name in needed, f"{name} is in requirements.txt but not in pyproject.toml"
+        assert spec == needed[name], f"{name}: {spec!r} in requirements.txt, {needed[name]!r}"
