@@ -121,3 +121,14 @@ def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
     names = [f[len(str(tmp_path)) + 1:] for f in files]
     assert names == ["a/1.jpg", "a/2.png", "a/c/1.jpg", "a/c/2.png", "b/1.jpg", "b/2.png"]
     assert unmatched == [str(tmp_path / "nope")]
+
+
+@pytest.mark.parametrize("option", [["--uncertain-margin", "-1"], ["--uncertain-margin", "5"],
+                                    ["--batch-size", "0"], ["--tiles", "-2"],
+                                    ["--tiles", "5000"], ["--uncertain-margin", "nan"]])
+def test_nonsense_numbers_are_usage_errors_before_any_work(option, capsys):
+    from deepfake_detection.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "anything.jpg", *option])
+    assert exit_info.value.code == 2 and "out of range" in capsys.readouterr().err

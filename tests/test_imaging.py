@@ -100,3 +100,18 @@ def test_spec_rejects_unknown_methods():
         ImageSpec(resize_method="magic")
     with pytest.raises(ValueError):
         ImageSpec(fit="stretch")
+
+
+def test_nan_or_infinite_pixels_are_an_error_not_a_verdict():
+    import numpy as np
+    import pytest
+
+    from deepfake_detection.imaging import ImageError, load_rgb
+
+    image = np.full((8, 8, 3), 0.5, np.float32)
+    image[0, 0, 0] = np.nan
+    with pytest.raises(ImageError, match="NaN"):
+        load_rgb(image)
+    image[0, 0, 0] = np.inf
+    with pytest.raises(ImageError, match="infinite"):
+        load_rgb(image)

@@ -390,8 +390,9 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")
     train.add_argument("--arch", help="architecture (see `deepfake-detection models`)")
     train.add_argument("--weights", help="imagenet | none | PATH (default imagenet)")
-    train.add_argument("--image-size", type=int, help="square input side (default 32)")
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--image-size", type=_bounded(int, 8, 2048),
+                       help="square input side (default 32)")
+    train.add_argument("--batch-size", type=POSITIVE)
     train.add_argument("--val-fraction", type=float, help="validation share of train (0.2)")
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", action="append", metavar="PHASE=N",
@@ -411,6 +412,27 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--cpu-replicas", type=int, metavar="N",
                        help="split the CPU into N logical devices (try mirrored/multiworker "
                        "without GPUs)")
+
+
+def _bounded(kind: type, low: float, high: float | None = None):
+    """An argparse type accepting `kind` values in [low, high] (high None: no upper bound), so
+    a nonsensical number is a one-line usage error (exit 2) before any work starts."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value != value or value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bound}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE = _bounded(int, 1)
+MARGIN = _bounded(float, 0.0, 0.49)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -440,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(evaluate)
     evaluate.add_argument("--model", help="cifake (default), native, or a bundle folder")
     evaluate.add_argument("--out", help="report folder (default MODEL/report)")
-    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
     evaluate.add_argument("--attacks", action="store_true",
                           help="add FGSM/PGD scenarios and an eps sweep (ART, L-inf)")
     evaluate.add_argument("--eps", default="8/255",
@@ -475,13 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--jsonl", action="store_true",
                      help="JSON Lines, one object per image, streamed (for folders of any size)")
     predict.add_argument("--output", "-o", help="write the table/JSON/CSV to this file")
-    predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--batch-size", type=POSITIVE, default=256)
     predict.add_argument("--resume", action="store_true",
                          help="with --output and --jsonl/--csv: skip the sources already in the "
                          "file and append the rest (after an interrupted run)")
-    predict.add_argument("--tiles", type=int, default=0, metavar="N",
+    predict.add_argument("--tiles", type=_bounded(int, 0, 8), default=0, metavar="N",
                          help="also score an NxN grid of tiles and average (large images)")
-    predict.add_argument("--uncertain-margin", type=float, default=0.1,
+    predict.add_argument("--uncertain-margin", type=MARGIN, default=0.1,
                          help="half-width of the 'uncertain' band around the threshold")
     predict.add_argument("--trust-metadata", action="store_true",
                          help="let a signed C2PA manifest that declares AI generation set the "
@@ -493,11 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
     scan.add_argument("--output", "-o", required=True, help="JSON Lines file to write")
     scan.add_argument("--model", default="auto", help=MODEL_HELP)
-    scan.add_argument("--batch-size", type=int, default=256)
-    scan.add_argument("--concurrency", type=int, default=1,
+    scan.add_argument("--batch-size", type=POSITIVE, default=256)
+    scan.add_argument("--concurrency", type=POSITIVE, default=1,
                       help="Detector actors (one model each; about one per 1-2 cores)")
     scan.add_argument("--address", help="Ray cluster (auto, ray://HOST:10001); default: local")
-    scan.add_argument("--uncertain-margin", type=float, default=0.1)
+    scan.add_argument("--uncertain-margin", type=MARGIN, default=0.1)
     scan.set_defaults(func=cmd_scan)
 
     app = sub.add_parser("app", help="serve the Gradio web app on localhost")

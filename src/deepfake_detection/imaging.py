@@ -129,6 +129,8 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
         raise ImageError(f"array of shape {array.shape} is not an HxW, HxWx1, HxWx3 or HxWx4 image")
+    if arr.dtype != np.uint8 and not np.isfinite(arr).all():
+        raise ImageError("array contains NaN or infinite values; pass finite pixels")
     if arr.dtype != np.uint8:
         top = 65535.0 if arr.max() > 255 else (1.0 if arr.max() <= 1.0 else 255.0)
         arr = np.clip(arr.astype(np.float64) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
