@@ -25,7 +25,7 @@ from deepfake_detection.imaging import (
     load_rgb,
     prepare,
 )
-from deepfake_detection.novelty import FEATURE_LAYER, Novelty
+from deepfake_detection.novelty import Novelty, feature_output
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_BUNDLE = ASSETS / "default_detector"
@@ -94,7 +94,7 @@ class Detector:
         self._cam_model = None  # built on first Grad-CAM request
         self.novelty = novelty
         both = model if novelty is None else keras.Model(
-            model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+            model.inputs, [model.output, feature_output(model, novelty.layers)])
         self._forward = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
 
     @classmethod

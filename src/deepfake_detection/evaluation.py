@@ -440,6 +440,10 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
         f"{metadata['calibration']['temperature']:.3f}.",
         f"- **Threshold:** {metadata['threshold']['value']:.4f}, the "
         f"{metadata['threshold']['rule']}.",
+        *([f"- **Unlike its training data:** verdict `uncertain` above novelty "
+           f"{metadata['novelty']['threshold']:.2f} ({metadata['novelty']['method']}; the "
+           f"{metadata['novelty']['percentile']:g}th percentile of its validation images)."]
+          if metadata.get("novelty") else []),
         f"- **Reproduce:** `{command}`",
         "",
         f"## Test results (`{report['data']}`, {report['counts']['REAL']} REAL, "

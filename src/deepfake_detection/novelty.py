@@ -1,42 +1,72 @@
-"""Is this image like anything the detector was trained on? A feature-space distance.
+"""Is this image like anything the detector was trained on? A feature-statistics distance.
 
-A classifier's probability says nothing about inputs far from its training data: a screenshot
-or a diagram can get 99% "fake". We keep the distribution of the features feeding the head (the
-`head_pool` output) over the training images, as a whitened PCA (Mahalanobis distance in the
-top components, Lee et al. 2018 in its simplest form), and call an image novel when its distance
-is above a high percentile of the training images' own. The Detector then says "uncertain"
-instead of a verdict, and says why. Stored as `novelty.npz` in the bundle.
+A classifier's probability says nothing about inputs far from its training data: a flat colour,
+a noise field or a blown-up thumbnail can get 99% "fake". For every stage of the detector's own
+network we keep the per-channel mean and log root-mean-square of its activations (low stages
+describe pixel statistics, high ones content), standardise them by their spread over the
+training images, and score an image by its mean squared z-score (a diagonal Mahalanobis
+distance, the simplest of Lee et al. 2018's feature-space detectors; on the fine-tuned head
+alone, or with a PCA, it missed noise and flat images in `benchmarks/novelty.py`). Above a high
+percentile of held-out training images the Detector says "uncertain" instead of a verdict, and
+why. Stored as `novelty.npz` in the bundle; costs no second forward pass.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 NOVELTY_FILE = "novelty.npz"
-FEATURE_LAYER = "head_pool"
+_STAGE_OUT = re.compile(r"^(stage\d+)_block\d+_out$")
+
+
+def stage_layers(model) -> list[str]:
+    """The last block output of every stage (`stageN_blockM_out`), then the map feeding the
+    head: the network's own summary of an image at each scale."""
+    from deepfake_detection.models import feature_layer_name
+
+    last: dict[str, str] = {}
+    for layer in model.layers:
+        match = _STAGE_OUT.match(layer.name)
+        if match:
+            last[match.group(1)] = layer.name
+    return [*last.values(), feature_layer_name(model)]
+
+
+def feature_output(model, layers: list[str] | tuple[str, ...]):
+    """A tensor of (mean, log RMS) per channel of each named layer, from the model's graph."""
+    import keras
+
+    parts = []
+    for name in layers:
+        fmap = model.get_layer(name).output
+        parts.append(keras.ops.mean(fmap, axis=(1, 2)))
+        parts.append(keras.ops.log(keras.ops.sqrt(
+            keras.ops.mean(keras.ops.square(fmap), axis=(1, 2)) + 1e-6)))
+    return keras.ops.concatenate(parts, axis=-1)
 
 
 @dataclass(frozen=True)
 class Novelty:
-    """mean (D), components (K x D, unit rows), variances (K), threshold (a distance)."""
+    """layers (names), mean and scale (per feature), threshold (a score), percentile."""
 
+    layers: tuple[str, ...]
     mean: np.ndarray
-    components: np.ndarray
-    variances: np.ndarray
+    scale: np.ndarray
     threshold: float
     percentile: float
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """Mean squared whitened distance per row: about 1 for a typical training image."""
-        projected = (np.asarray(features, np.float64) - self.mean) @ self.components.T
-        return np.mean(projected ** 2 / self.variances, axis=1)
+        """Mean squared z-score per row: about 1 for a typical training image."""
+        z = (np.asarray(features, np.float64) - self.mean) / self.scale
+        return np.mean(z ** 2, axis=1)
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / NOVELTY_FILE
-        np.savez(path, mean=self.mean, components=self.components, variances=self.variances,
+        np.savez(path, layers=np.array(self.layers), mean=self.mean, scale=self.scale,
                  threshold=self.threshold, percentile=self.percentile)
         return path
 
@@ -46,18 +76,14 @@ class Novelty:
         if not path.is_file():
             return None
         with np.load(path) as saved:
-            return cls(saved["mean"], saved["components"], saved["variances"],
+            return cls(tuple(str(n) for n in saved["layers"]), saved["mean"], saved["scale"],
                        float(saved["threshold"]), float(saved["percentile"]))
 
 
-def fit(train: np.ndarray, held_out: np.ndarray, components: int = 32,
+def fit(train: np.ndarray, held_out: np.ndarray, layers: list[str],
         percentile: float = 99.5) -> Novelty:
-    """PCA on training features; the threshold is a percentile of held-out images' scores
-    (held out so the threshold is not set on the very images the PCA was fitted to)."""
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=min(components, *train.shape)).fit(train)
-    model = Novelty(pca.mean_, pca.components_, np.maximum(pca.explained_variance_, 1e-12),
-                    0.0, percentile)
+    """Standardise by the training images; the threshold is a percentile of held-out images'
+    scores (held out, so it is not set on the images the statistics came from)."""
+    model = Novelty(tuple(layers), train.mean(0), train.std(0) + 1e-6, 0.0, percentile)
     threshold = float(np.percentile(model.score(held_out), percentile))
-    return Novelty(model.mean, model.components, model.variances, threshold, percentile)
+    return Novelty(model.layers, model.mean, model.scale, threshold, percentile)

@@ -470,19 +470,21 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
     config = TrainConfig.from_dict(metadata["config"])
     train_files, val_files, _ = _resolve_splits(config)
     spec = ImageSpec(**metadata["image_spec"])
-    features = keras.Model(model.inputs, model.get_layer(novelty.FEATURE_LAYER).output)
+    layers = novelty.stage_layers(model)
+    features = keras.Model(model.inputs, novelty.feature_output(model, layers))
     pick = np.random.default_rng(config.seed).permutation(len(train_files.paths))[:max_train]
 
     def embed(paths) -> np.ndarray:
         dataset = data.make_dataset(paths, None, spec, config.batch_size)
         return np.concatenate([np.asarray(features(b, training=False)) for b in dataset])
 
-    fitted = novelty.fit(embed([train_files.paths[i] for i in pick]), embed(val_files.paths))
+    fitted = novelty.fit(embed([train_files.paths[i] for i in pick]), embed(val_files.paths),
+                         layers)
     fitted.save(bundle_dir)
-    metadata["novelty"] = {"method": "mean squared whitened distance in the top "
-                           f"{len(fitted.variances)} principal components of "
-                           f"{novelty.FEATURE_LAYER}",
-                           "threshold": fitted.threshold, "percentile": fitted.percentile,
-                           "train_images": len(pick), "validation_images": len(val_files.paths)}
+    metadata["novelty"] = {
+        "method": "mean squared z-score of per-channel activation mean and log RMS at "
+                  f"{', '.join(layers)}",
+        "threshold": fitted.threshold, "percentile": fitted.percentile,
+        "train_images": len(pick), "validation_images": len(val_files.paths)}
     (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
     return metadata["novelty"]
