@@ -41,15 +41,20 @@ def screenshot_verdict(url: str, image: str | Path, out: str | Path, chromium: s
 
 
 def test_card(folder: Path) -> Path:
-    """A 256x256 image made here: colour gradients with a noisy square (no third-party pixels)."""
+    """A 768x512 image made here (no third-party pixels): colour gradients with a noisy square,
+    carrying an AUTOMATIC1111-style `parameters` text chunk so the Provenance panel has
+    something to show; the native detector scores it on a 3x2 grid of crops."""
     import numpy as np
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
-    y, x = np.mgrid[0:256, 0:256] / 256
-    img = np.stack([60 + 150 * x, 80 + 120 * y, 170 - 90 * x * y], -1)
-    img[64:192, 64:192] += np.random.default_rng(3).normal(0, 40, (128, 128, 3))
+    y, x = np.mgrid[0:512, 0:768] / 512
+    img = np.stack([60 + 100 * x, 80 + 120 * y, 170 - 60 * x * y], -1)
+    img[128:384, 256:512] += np.random.default_rng(3).normal(0, 40, (256, 256, 3))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a test card\nSteps: 20, Sampler: Euler a, Seed: 3 "
+                  "(written by scripts/screenshot_app.py)")
     path = folder / "test_card.png"
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, pnginfo=info)
     return path
 
 
