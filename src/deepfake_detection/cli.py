@@ -168,6 +168,10 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     from deepfake_detection.detectors import load, resolve
     from deepfake_detection.evaluation import evaluate
 
+    if model == "auto":
+        from deepfake_detection.bundle import BundleError
+
+        raise BundleError("evaluate scores one detector: --model cifake, native or a folder")
     detector = load(model or "cifake")
     model = resolve(model)
     history_file = Path(model or "") / HISTORY_FILE
@@ -461,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
     evaluate.add_argument("--model", help="cifake (default), native, or a bundle folder")
-    evaluate.add_argument("--out", help="report folder (default MODEL/report)")
+    evaluate.add_argument("--out", help="report folder (default MODEL/report, or "
+                          "runs/NAME-report for a shipped detector)")
     evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
     evaluate.add_argument("--attacks", action="store_true",
                           help="add FGSM/PGD scenarios and an eps sweep (ART, L-inf)")
