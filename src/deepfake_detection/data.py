@@ -148,18 +148,13 @@ def stratified_split(files: FileList, fraction: float, seed: int) -> tuple[FileL
     val_mask = np.zeros(len(files.paths), dtype=bool)
     for label in range(len(CLASS_NAMES)):
         idx = np.flatnonzero(files.labels == label)
-        groups = rng.permutation(np.unique(ids[idx])) if len(set(ids[idx])) < len(idx) else None
-        if groups is None:  # one file per image: the original per-file draw, unchanged
-            idx = rng.permutation(idx)
-            n_val = max(1, round(len(idx) * fraction))
-        else:
-            n_val = max(1, round(len(groups) * fraction))
-        if n_val >= (len(idx) if groups is None else len(groups)):
+        grouped = len(set(ids[idx])) < len(idx)
+        # With one file per image this is the original per-file draw, so old splits stay put.
+        units = rng.permutation(np.unique(ids[idx]) if grouped else idx)
+        n_val = max(1, round(len(units) * fraction))
+        if n_val >= len(units):
             raise DataError(f"too few {CLASS_NAMES[label]} images to carve a validation split")
-        if groups is None:
-            val_mask[idx[:n_val]] = True
-        else:
-            val_mask[idx[np.isin(ids[idx], groups[:n_val])]] = True
+        val_mask[idx[np.isin(ids[idx], units[:n_val])] if grouped else units[:n_val]] = True
 
     def subset(mask: np.ndarray) -> FileList:
         idx = np.flatnonzero(mask)
@@ -218,12 +213,13 @@ def source_weights(paths: Sequence[str], labels: np.ndarray) -> np.ndarray:
     groups = np.asarray([group_of(p) for p in paths])
     labels = np.asarray(labels)
     weights = np.zeros(len(labels))
-    for label in np.unique(labels):
+    classes = np.unique(labels)
+    for label in classes:
         in_class = labels == label
         sources = np.unique(groups[in_class])
         for source in sources:
             mask = in_class & (groups == source)
-            weights[mask] = len(labels) / (len(np.unique(labels)) * len(sources) * mask.sum())
+            weights[mask] = len(labels) / (len(classes) * len(sources) * mask.sum())
     return weights
 
 
