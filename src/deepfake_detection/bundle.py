@@ -96,8 +96,13 @@ def save_bundle(
         "max_abs_prob_diff": verify_reload(model, directory / MODEL_FILE, check_batch),
         "n_images": int(len(check_batch)),
     }
-    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    write_metadata(directory, metadata)
     return directory
+
+
+def write_metadata(directory: str | Path, metadata: dict[str, Any]) -> None:
+    """The one writer of a bundle's metadata.json (training, recalibration, novelty)."""
+    (Path(directory) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
 
 
 def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray) -> list[Path]:

@@ -431,6 +431,19 @@ def train(config: TrainConfig) -> Path:
     return out
 
 
+def _bundle_splits(bundle_dir: str | Path):
+    """(model, metadata, config, train files, validation files) of a saved bundle: the split
+    rebuilt from its config (same data, seed and fraction), refused unless its validation
+    counts match the ones the bundle recorded."""
+    model, metadata = bundle.load_bundle(bundle_dir)
+    config = TrainConfig.from_dict(metadata["config"])
+    train_files, val_files, _ = _resolve_splits(config)
+    if val_files.counts() != metadata["data"]["validation"]:
+        raise data.DataError(f"validation split {val_files.counts()} differs from the one the "
+                             f"bundle recorded {metadata['data']['validation']}; data changed?")
+    return model, metadata, config, train_files, val_files
+
+
 def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     """Fit temperature scaling for an existing bundle on its own validation split.
 
@@ -438,13 +451,7 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     recorded counts. The threshold is mapped through the new temperature, so every decision
     stays the same; only the reported probabilities change.
     """
-    bundle_dir = Path(bundle_dir)
-    model, metadata = bundle.load_bundle(bundle_dir)
-    config = TrainConfig.from_dict(metadata["config"])
-    _, val_files, _ = _resolve_splits(config)
-    if val_files.counts() != metadata["data"]["validation"]:
-        raise data.DataError(f"validation split {val_files.counts()} differs from the one the "
-                             f"bundle recorded {metadata['data']['validation']}; data changed?")
+    model, metadata, config, _, val_files = _bundle_splits(bundle_dir)
     spec = ImageSpec(**metadata["image_spec"])
     logits = predict_logits(model, data.make_dataset(val_files.paths, None, spec,
                                                      config.batch_size))
@@ -455,7 +462,7 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     threshold["value"] = float(expit(raw_logit / calibration["temperature"]))
     threshold["rule"] += " (mapped through the fitted temperature)"
     metadata["calibration"] = calibration
-    (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    bundle.write_metadata(bundle_dir, metadata)
     return metadata
 
 
@@ -465,10 +472,7 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
     in the metadata. Predictions change only for images above the novelty threshold."""
     from deepfake_detection import novelty
 
-    bundle_dir = Path(bundle_dir)
-    model, metadata = bundle.load_bundle(bundle_dir)
-    config = TrainConfig.from_dict(metadata["config"])
-    train_files, val_files, _ = _resolve_splits(config)
+    model, metadata, config, train_files, val_files = _bundle_splits(bundle_dir)
     spec = ImageSpec(**metadata["image_spec"])
     layers = novelty.stage_layers(model)
     features = keras.Model(model.inputs, novelty.feature_output(model, layers))
@@ -486,5 +490,5 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
                   f"{', '.join(layers)}",
         "threshold": fitted.threshold, "percentile": fitted.percentile,
         "train_images": len(pick), "validation_images": len(val_files.paths)}
-    (bundle_dir / bundle.METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    bundle.write_metadata(bundle_dir, metadata)
     return metadata["novelty"]
