@@ -59,8 +59,10 @@ def _evidence(detector: Detector, path: str):
     """(prediction, picture): crop scores over the whole image for a native detector, whose
     verdict is their average; Grad-CAM on the model's input for a resizing one."""
     if detector.native:
-        result = detector.predict(path)
-        return result, regions_overlay(load_rgb(path), result.regions or [], result.threshold)
+        rgb = load_rgb(path)  # decoded once for the verdict and the picture
+        result = detector.predict(rgb)
+        result.source = path
+        return result, regions_overlay(rgb, result.regions or [], result.threshold)
     cam, result, image = detector.gradcam(path)
     return result, overlay(image, cam)
 

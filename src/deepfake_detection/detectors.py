@@ -11,6 +11,7 @@ Every Prediction names the detector that answered (`detector`), so a record says
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from deepfake_detection.bundle import BundleError
 from deepfake_detection.detector import ASSETS, Detector, Prediction
-from deepfake_detection.imaging import ImageSource, load_rgb
+from deepfake_detection.imaging import ImageSource
 
 BUNDLES = {"cifake": ASSETS / "default_detector", "native": ASSETS / "native_detector"}
 AUTO = "auto"
@@ -58,10 +59,8 @@ def _image_size(source: ImageSource) -> tuple[int, int] | None:
             return source.shape[0], source.shape[1]
         if isinstance(source, Image.Image):
             return source.height, source.width
-        if isinstance(source, (str, Path)):
-            with Image.open(source) as image:
-                return image.height, image.width
-        return load_rgb(source).shape[:2]
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return image.height, image.width
     except Exception:  # any unreadable input: let the Detector produce its error record
         return None
 
