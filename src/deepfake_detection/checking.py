@@ -58,6 +58,11 @@ class Checker:
     def check(self, source: ImageSource) -> Prediction:
         return join(self.detector.predict(source), _read(source), self.trust_metadata)
 
+    def check_tiles(self, source: ImageSource, grid: int) -> Prediction:
+        """`check` with the detector's tiled scoring (`predict --tiles`)."""
+        return join(self.detector.predict_tiles(source, grid), _read(source),
+                    self.trust_metadata)
+
     def check_many(self, sources: Iterable[ImageSource], batch_size: int = 256,
                    workers: int | None = None) -> Iterator[Prediction]:
         """`predict_many` in input order, each record joined with its file's provenance."""

@@ -343,18 +343,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _predict_tiled(checker, path: str, grid: int):
-    from deepfake_detection import provenance
-    from deepfake_detection.checking import join
     from deepfake_detection.detector import Prediction
     from deepfake_detection.imaging import ImageError
 
-    detector = checker.detector
     try:
-        return join(detector.predict_tiles(path, grid), provenance.read(path),
-                    checker.trust_metadata)
+        return checker.check_tiles(path, grid)
     except ImageError as error:
-        return Prediction(source=path, threshold=detector.threshold, error=str(error),
-                          detector=detector.name)
+        return Prediction(source=path, threshold=checker.detector.threshold, error=str(error),
+                          detector=checker.detector.name)
 
 
 def _print_table(rows: list[dict], out) -> None:
