@@ -13,39 +13,31 @@ why. Stored as `novelty.npz` in the bundle; costs no second forward pass.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 NOVELTY_FILE = "novelty.npz"
-_STAGE_OUT = re.compile(r"^(stage\d+)_block\d+_out$")
 
 
 def stage_layers(model) -> list[str]:
-    """The last block output of every stage (`stageN_blockM_out`), then the map feeding the
-    head: the network's own summary of an image at each scale."""
-    from deepfake_detection.models import feature_layer_name
+    """Every stage's last block output, then the map feeding the head."""
+    from deepfake_detection.models import feature_layer_name, stage_outputs
 
-    last: dict[str, str] = {}
-    for layer in model.layers:
-        match = _STAGE_OUT.match(layer.name)
-        if match:
-            last[match.group(1)] = layer.name
-    return [*last.values(), feature_layer_name(model)]
+    return [*stage_outputs(model), feature_layer_name(model)]
 
 
 def feature_output(model, layers: list[str] | tuple[str, ...]):
     """A tensor of (mean, log RMS) per channel of each named layer, from the model's graph."""
     import keras
 
+    from deepfake_detection.models import channel_statistics
+
     parts = []
     for name in layers:
-        fmap = model.get_layer(name).output
-        parts.append(keras.ops.mean(fmap, axis=(1, 2)))
-        parts.append(keras.ops.log(keras.ops.sqrt(
-            keras.ops.mean(keras.ops.square(fmap), axis=(1, 2)) + 1e-6)))
+        mean, rms = channel_statistics(model.get_layer(name).output)
+        parts += [mean, keras.ops.log(rms)]
     return keras.ops.concatenate(parts, axis=-1)
 
 

@@ -18,12 +18,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deepfake_detection.imaging import ImageSpec, load_prepared
-from deepfake_detection.models.efficientnet_lite import (
-    VARIANTS,
-    backbone,
-    block_layout,
-    load_imagenet_weights,
-)
+from deepfake_detection.models import channel_statistics, stage_outputs
+from deepfake_detection.models.efficientnet_lite import VARIANTS, backbone, load_imagenet_weights
 
 
 def feature_model(arch: str, image_size: int, weights: str = "imagenet") -> keras.Model:
@@ -35,15 +31,8 @@ def feature_model(arch: str, image_size: int, weights: str = "imagenet") -> kera
     base = keras.Model(inputs, top)
     if weights == "imagenet":
         load_imagenet_weights(base, arch)
-    rows = block_layout(*VARIANTS[arch][:2])
-    ends = [max(i for i, row in enumerate(rows) if row[0] == stage)
-            for stage in sorted({row[0] for row in rows})]
-    maps = [base.get_layer(f"stage{rows[i][0]}_block{i}_out").output for i in ends] + [top]
-    pooled = []
-    for fmap in maps:
-        pooled.append(keras.layers.GlobalAveragePooling2D()(fmap))
-        pooled.append(keras.ops.sqrt(
-            keras.layers.GlobalAveragePooling2D()(keras.ops.square(fmap)) + 1e-6))
+    maps = [base.get_layer(name).output for name in stage_outputs(base)] + [top]
+    pooled = [stat for fmap in maps for stat in channel_statistics(fmap)]
     return keras.Model(inputs, keras.layers.Concatenate()(pooled), name=f"{arch}_probe")
 
 

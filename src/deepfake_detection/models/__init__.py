@@ -7,11 +7,13 @@ Grad-CAM can find the last feature map (the input of `head_pool`) without per-mo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import keras
 
 HEAD_PREFIX = "head_"
+_STAGE_OUT = re.compile(r"^(stage\d+)_block\d+_out$")
 _REGISTRY: dict[str, Callable[..., keras.Model]] = {}
 
 
@@ -57,6 +59,24 @@ def set_base_trainable(model: keras.Model, trainable: bool) -> None:
     for layer in model.layers:
         if not layer.name.startswith(HEAD_PREFIX):
             layer.trainable = trainable
+
+
+def stage_outputs(model: keras.Model) -> list[str]:
+    """The last block output (`stageN_blockM_out`) of every stage, in order: the network's own
+    summary of an image at each scale (used by linear probes and the novelty check)."""
+    last: dict[str, str] = {}
+    for layer in model.layers:
+        match = _STAGE_OUT.match(layer.name)
+        if match:
+            last[match.group(1)] = layer.name
+    return list(last.values())
+
+
+def channel_statistics(fmap):
+    """(mean, root-mean-square) per channel over the positions of an NHWC activation map."""
+    mean = keras.ops.mean(fmap, axis=(1, 2))
+    rms = keras.ops.sqrt(keras.ops.mean(keras.ops.square(fmap), axis=(1, 2)) + 1e-6)
+    return mean, rms
 
 
 def feature_layer_name(model: keras.Model) -> str:
