@@ -174,8 +174,8 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
         raise BundleError("evaluate scores one detector: --model cifake, native or a folder")
     detector = load(model or "cifake")
     model = resolve(model)
-    history_file = Path(model or "") / HISTORY_FILE
-    history = json.loads(history_file.read_text()) if model and history_file.is_file() else None
+    history_file = model / HISTORY_FILE  # resolve() always names a bundle folder or file
+    history = json.loads(history_file.read_text()) if history_file.is_file() else None
     report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size,
                       attack=attack, perturbations=perturbations,
                       baseline=load(baseline) if baseline else None)
