@@ -10,6 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from deepfake_detection import outputs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
 log = logging.getLogger("deepfake_detection")
@@ -85,9 +87,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         split_cpu(args.cpu_replicas)
     config = _train_config(args)
     from deepfake_detection.distribute import output_dir
+    from deepfake_detection.training import check_outputs, train
 
+    check_outputs(config, force=args.force)
     _setup_logging(output_dir(config.output_dir) / "train.log")
-    from deepfake_detection.training import train
 
     log.info("config: %s", config.to_dict())
     out = train(config)
@@ -108,18 +111,20 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     import copy
 
     from deepfake_detection.robustness import plot_sweep, render_study
+    from deepfake_detection.training import check_outputs, train
 
     base = _train_config(args)
     out = Path(args.out or "runs/robustness-study")
-    _setup_logging(out / "study.log")
-    from deepfake_detection.training import train
-
-    reports, threat_models = {}, {}
+    configs = {}
     for name, adv_epochs in (("undefended", 0), ("defended", args.adv_epochs)):
-        config = copy.deepcopy(base)
+        config = configs[name] = copy.deepcopy(base)
         config.output_dir, config.export_stem = str(out / name), ""
         for phase in config.phases:
             phase.epochs = adv_epochs if phase.adversarial else phase.epochs
+        check_outputs(config, force=args.force)
+    _setup_logging(out / "study.log")
+    reports, threat_models = {}, {}
+    for name, config in configs.items():
         bundle_dir = train(config)
         meta = json.loads((bundle_dir / "metadata.json").read_text())
         threat_models[name] = (meta["adversarial_training"]["threat_model"]
@@ -210,8 +215,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
-                  "provenance", "verdict_basis", "error")
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
               "cifake detector for smaller ones), cifake, native, or a bundle folder")
 
@@ -221,12 +224,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     JSONL and CSV stream: each batch is written (and flushed) as soon as it is scored, paths are
     walked lazily, and memory stays bounded whatever the folder's size. `--resume` skips the
-    sources already in the output file and appends the rest.
+    sources already in the output file (matched by resolved path) and appends the rest.
     """
     import itertools
-    import time
-
-    from tqdm.auto import tqdm
 
     from deepfake_detection.checking import Checker
     from deepfake_detection.data import DataError, iter_inputs
@@ -235,111 +235,100 @@ def cmd_predict(args: argparse.Namespace) -> int:
     streaming = args.jsonl or args.csv
     if args.resume and not (streaming and args.output):
         raise DataError("--resume needs --output FILE with --jsonl or --csv")
-    done = _already_scored(args.output, args.csv) if args.resume else set()
+    done = _resume_state(args) if args.output else set()
     unmatched: list[str] = []
-    files = (f for f in iter_inputs(args.paths, unmatched) if f not in done)
+    skip = done | ({outputs.source_key(args.output)} if args.output else set())
+    files = (f for f in iter_inputs(args.paths, unmatched)
+             if not skip or outputs.source_key(f) not in skip)
     first = list(itertools.islice(files, 2))
     if not first:
-        for item in unmatched:
-            print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
+        _warn_unmatched(unmatched)
         if done:
             print(f"nothing left to score: all {len(done)} file(s) are in {args.output}",
                   file=sys.stderr)
             return 0
         raise DataError("no images to score: " + ", ".join(args.paths))
-    files = itertools.chain(first, files)
     checker = Checker(load(args.model, uncertain_margin=args.uncertain_margin),
                       trust_metadata=args.trust_metadata)
+    return _write_predictions(args, checker, itertools.chain(first, files), len(first) < 2,
+                              unmatched, len(done))
+
+
+def _resume_state(args: argparse.Namespace) -> set[str]:
+    """Check `--output` before any work; with `--resume`, the sources it already holds."""
+    outputs.check_output(args.output, args.paths, force=args.force, resume=args.resume)
+    if not args.resume:
+        return set()
+    done, torn = outputs.scored_sources(args.output, args.csv)
+    if torn:
+        print(f"warning: {args.output}: dropped its cut-short last record ({torn} bytes, left "
+              "by an interrupted run); that image is scored again", file=sys.stderr)
+    return done
+
+
+def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool,
+                       unmatched: list[str], skipped: int) -> int:
+    """Score `files` into the chosen output and print the one-line summary."""
+    import time
+
+    from tqdm.auto import tqdm
+
     if args.tiles:
         results = (_predict_tiled(checker, f, args.tiles) for f in files)
     else:
         results = checker.check_many(files, batch_size=args.batch_size)
-    rows = (r.to_dict() for r in tqdm(results, unit="img", file=sys.stderr,
-                                      disable=len(first) < 2 or None))
-    counts = dict.fromkeys(("real", "uncertain", "fake", "error"), 0)
-
-    def counted(stream):
-        for row in stream:
-            counts["error" if row["error"] else row["verdict"]] += 1
-            yield row
-
+    counts = dict.fromkeys(outputs.VERDICTS, 0)
+    rows = outputs.count_verdicts((r.to_dict() for r in tqdm(
+        results, unit="img", file=sys.stderr, disable=quiet or None)), counts)
     started = time.perf_counter()
-    append = args.resume and Path(args.output).exists()
-    out = open(args.output, "a" if append else "w", newline="") if args.output else sys.stdout
+    append = bool(args.resume and Path(args.output).is_file()
+                  and Path(args.output).stat().st_size)
     try:
-        if streaming:
-            _write_stream(counted(rows), out, csv_format=args.csv,
-                          header=not (append and Path(args.output).stat().st_size))
-        elif args.json:
-            json.dump(list(counted(rows)), out, indent=2)
-            out.write("\n")
-        else:
-            _print_table(list(counted(rows)), out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    for item in unmatched:
-        print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
-    seconds = time.perf_counter() - started
+        out = outputs.open_output(args.output, append)
+        try:
+            if args.jsonl or args.csv:
+                outputs.write_stream(rows, out, csv_format=args.csv, header=not append)
+            elif args.json:
+                json.dump(list(rows), out, indent=2)
+                out.write("\n")
+            else:
+                outputs.write_table(list(rows), out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise outputs.OutputError(f"{args.output or 'standard output'}: cannot write "
+                                  f"({error.strerror or error})") from None
+    _warn_unmatched(unmatched)
     total = sum(counts.values())
     failed = counts["error"] + len(unmatched)
     print(f"{total - counts['error']} scored ({counts['real']} real, {counts['uncertain']} "
           f"uncertain, {counts['fake']} fake), {failed} failed"
-          + (f", {len(done)} skipped (already in {args.output})" if done else "")
-          + f"; {total / seconds:.0f} images/s", file=sys.stderr)
+          + (f", {skipped} skipped (already in {args.output})" if skipped else "")
+          + f"; {total / (time.perf_counter() - started):.0f} images/s", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _already_scored(output: str, csv_format: bool) -> set[str]:
-    """Sources already in a JSONL/CSV output; a torn last line (a killed run) is ignored."""
-    import csv
-
-    path = Path(output)
-    if not path.exists():
-        return set()
-    content = path.read_bytes()
-    if content and not content.endswith(b"\n"):  # drop the torn line so appends start clean
-        path.write_bytes(content[:content.rfind(b"\n") + 1])
-    with path.open(newline="") as handle:
-        if csv_format:
-            return {row["source"] for row in csv.DictReader(handle) if row.get("source")}
-        done = set()
-        for line in handle:
-            try:
-                done.add(json.loads(line)["source"])
-            except (ValueError, KeyError, TypeError):
-                continue
-        return done
-
-
-def _write_stream(rows, out, csv_format: bool, header: bool = True) -> None:
-    """One line per image, flushed every 256 rows so a killed run loses at most a batch."""
-    import csv
-
-    writer = csv.DictWriter(out, PREDICT_FIELDS, extrasaction="ignore") if csv_format else None
-    if writer and header:
-        writer.writeheader()
-    for count, row in enumerate(rows, 1):
-        if writer:
-            writer.writerow({**row, "warnings": "; ".join(row["warnings"]),
-                             "provenance": (row["provenance"] or {}).get("summary", "")})
-        else:
-            out.write(json.dumps(row) + "\n")
-        if count % 256 == 0:
-            out.flush()
+def _warn_unmatched(unmatched: list[str]) -> None:
+    for item in unmatched:
+        print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """`predict --jsonl` on Ray Data (local, or a cluster with --address)."""
     from deepfake_detection.scan import scan
 
+    outputs.check_output(args.output, args.paths, force=args.force)
     result = scan(args.paths, args.output, model=args.model, batch_size=args.batch_size,
                   concurrency=args.concurrency, address=args.address,
                   uncertain_margin=args.uncertain_margin)
     print(f"{result['images'] - result['error']} scored ({result['real']} real, "
           f"{result['uncertain']} uncertain, {result['fake']} fake), {result['error']} failed; "
           f"{result['images_per_s']:.0f} images/s on Ray -> {args.output}", file=sys.stderr)
-    return 1 if result["error"] else 0
+    _warn_unmatched(result["unmatched"])
+    return 1 if result["error"] or result["unmatched"] else 0
 
 
 def _predict_tiled(checker, path: str, grid: int):
@@ -351,20 +340,6 @@ def _predict_tiled(checker, path: str, grid: int):
     except ImageError as error:
         return Prediction(source=path, threshold=checker.detector.threshold, error=str(error),
                           detector=checker.detector.name)
-
-
-def _print_table(rows: list[dict], out) -> None:
-    width = min(70, max(len(r["source"]) for r in rows))
-    out.write(f"{'image':<{width}}  {'verdict':<9}  {'P(fake)':>7}  note\n")
-    for r in rows:
-        name = r["source"] if len(r["source"]) <= width else "..." + r["source"][-width + 3:]
-        if r["error"]:
-            out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {r['error']}\n")
-        else:
-            prov = r.get("provenance") or {}
-            note = (r["warnings"][0] if r["warnings"] else
-                    prov.get("summary", "") if prov.get("strongest", "none") != "none" else "")
-            out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  {note}\n")
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -401,6 +376,8 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--max-per-class", type=int, help="cap images per class (smoke runs)")
     train.add_argument("--export", help="also write STEM.keras and STEM.h5 "
                        "(default models/final_model; '' to skip)")
+    train.add_argument("--force", action="store_true",
+                       help="replace a finished bundle in --out and existing export files")
     train.add_argument("--adv-attack", choices=("fgsm_rs", "pgd"),
                        help="attack used in adversarial training (default fgsm_rs)")
     train.add_argument("--adv-eps", help="adversarial-training eps in /255: 8/255 or 8")
@@ -499,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="JSON Lines, one object per image, streamed (for folders of any size)")
     predict.add_argument("--output", "-o", help="write the table/JSON/CSV to this file")
     predict.add_argument("--batch-size", type=POSITIVE, default=256)
+    predict.add_argument("--force", action="store_true",
+                         help="replace an existing --output file")
     predict.add_argument("--resume", action="store_true",
                          help="with --output and --jsonl/--csv: skip the sources already in the "
                          "file and append the rest (after an interrupted run)")
@@ -515,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "'.[scale]'): locally, or on a cluster with --address")
     scan.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
     scan.add_argument("--output", "-o", required=True, help="JSON Lines file to write")
+    scan.add_argument("--force", action="store_true", help="replace an existing --output file")
     scan.add_argument("--model", default="auto", help=MODEL_HELP)
     scan.add_argument("--batch-size", type=POSITIVE, default=256)
     scan.add_argument("--concurrency", type=POSITIVE, default=1,
@@ -555,9 +535,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, ImageError, BundleError, ModelError, ScanError) as error:
+    except (ConfigError, DataError, ImageError, BundleError, ModelError, ScanError,
+            outputs.OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `predict ... | head -1`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail
+        return 141
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from deepfake_detection.data import iter_inputs
+from deepfake_detection.outputs import VERDICTS, count_verdicts, open_output, write_stream
 
 
 class ScanError(RuntimeError):
@@ -57,13 +58,16 @@ def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
         address: Ray cluster address (`auto`, `ray://host:10001`); None starts a local Ray.
 
     Returns:
-        Counts per verdict, errors, images/s and seconds.
+        Counts per verdict, errors, images/s, seconds, and the `unmatched` inputs (named
+        paths or globs that matched nothing).
     """
     try:
         import ray
     except ImportError as error:
         raise ScanError('the cluster runner needs Ray: pip install ".[scale]"') from error
-    files = list(iter_inputs(paths))  # paths only: ~100 bytes each, images stay on disk
+    unmatched: list[str] = []
+    # paths only: ~100 bytes each, images stay on disk
+    files = list(iter_inputs([str(p) for p in paths], unmatched))
     if not files:
         raise ScanError("no images to scan: " + ", ".join(map(str, paths)))
     try:
@@ -76,14 +80,12 @@ def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
         DetectorActor, fn_constructor_kwargs={"model": model, "batch_size": batch_size,
                                               "uncertain_margin": uncertain_margin},
         batch_size=batch_size, concurrency=concurrency, batch_format="numpy")
-    counts = dict.fromkeys(("real", "uncertain", "fake", "error"), 0)
-    with open(output, "w") as out:
-        for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-            for line in batch["row"]:
-                row = json.loads(line)
-                counts["error" if row["error"] else row["verdict"]] += 1
-                out.write(line + "\n")
-            out.flush()
+    counts = dict.fromkeys(VERDICTS, 0)
+    rows = (json.loads(line) for batch in ds.iter_batches(batch_size=batch_size,
+                                                           batch_format="numpy")
+            for line in batch["row"])
+    with open_output(str(output)) as out:
+        write_stream(count_verdicts(rows, counts), out, csv_format=False)
     seconds = time.perf_counter() - started
     return {**counts, "images": len(files), "seconds": seconds,
-            "images_per_s": len(files) / seconds}
+            "images_per_s": len(files) / seconds, "unmatched": unmatched}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -18,7 +19,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from deepfake_detection import attacks, bundle, data, distribute
-from deepfake_detection.config import PhaseConfig, TrainConfig
+from deepfake_detection.config import ConfigError, PhaseConfig, TrainConfig
 from deepfake_detection.imaging import ImageSpec, load_prepared
 from deepfake_detection.metrics import (
     best_f1_threshold,
@@ -303,6 +304,29 @@ def _backup_dir(out: Path, config: TrainConfig) -> Path:
     backup.mkdir(parents=True, exist_ok=True)
     config.save(saved)
     return backup
+
+
+def check_outputs(config: TrainConfig, force: bool = False) -> None:
+    """Refuse, before any work, a run that would train nothing, cannot save its results, or
+    would replace a finished bundle or an export (such as the tracked models/final_model)."""
+    if not any(phase.epochs > 0 for phase in config.phases):
+        raise ConfigError("every phase has 0 epochs, so nothing would be trained; give one "
+                          "some epochs (--epochs PHASE=N)")
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    stem = config.export_stem
+    targets = [out] + ([Path(stem).parent] if stem else [])
+    for folder in targets:
+        existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+        if not os.access(existing, os.W_OK):
+            raise ConfigError(f"{folder}: cannot write there ({existing} is not writable)")
+    taken = [p for p in (out / bundle.METADATA_FILE,
+                         *((Path(f"{stem}.keras"), Path(f"{stem}.h5")) if stem else ()))
+             if p.exists()]
+    if taken and not force:
+        raise ConfigError(f"{', '.join(map(str, taken))} already exist(s): pass --force to "
+                          "replace, or choose another --out / --export ('' skips the export)")
 
 
 def train(config: TrainConfig) -> Path:
