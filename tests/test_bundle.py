@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -67,3 +68,58 @@ def test_bare_keras_file_loads_with_its_input_size(small_model, tmp_path):
     small_model.save(tmp_path / "bare.keras")
     _, meta = bundle.load_bundle(tmp_path / "bare.keras")
     assert meta["image_spec"] == {"size": 32}
+
+
+def test_the_original_export_reads_its_sidecar_and_means_what_the_bundle_means():
+    """models/final_model.h5 (the original project's file) loads with its threshold and
+    temperature from models/final_model.json: the same probabilities and verdicts as the
+    bundled cifake detector."""
+    from deepfake_detection.detector import Detector
+
+    root = Path(__file__).resolve().parents[1]
+    export, shipped = Detector.load(root / "models" / "final_model.h5"), Detector.load()
+    assert export.threshold == shipped.threshold and export.temperature == shipped.temperature
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(export.probabilities(x), shipped.probabilities(x), atol=1e-6)
+
+
+def test_export_writes_a_sidecar_that_load_reads(small_model, tmp_path):
+    meta = {"schema_version": 1, "image_spec": {"size": int(small_model.input_shape[1])},
+            "threshold": {"value": 0.3}, "calibration": {"temperature": 2.0}}
+    written = bundle.export_model(small_model, tmp_path / "final_model", BATCH, meta)
+    assert [p.name for p in written][-1] == "final_model.json"
+    for path in written[:2]:
+        _, loaded = bundle.load_bundle(path)
+        assert loaded["threshold"]["value"] == 0.3 and loaded["calibration"]["temperature"] == 2
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("threshold", {"value": 0}, "threshold.value"),
+    ("threshold", {"value": 1.5}, "threshold.value"),
+    ("threshold", {"value": "0.5"}, "threshold.value"),
+    ("calibration", {"temperature": 0}, "calibration.temperature"),
+    ("calibration", {"temperature": -1}, "calibration.temperature"),
+    ("image_spec", {"size": 64}, "image_spec.size"),
+    ("image_spec", {"fit": "stretch"}, "image_spec"),
+    ("image_spec", {"colour": 1}, "image_spec"),
+    ("class_names", ["FAKE", "REAL"], "class_names"),
+    ("schema_version", 99, "schema_version"),
+])
+def test_bad_metadata_is_a_bundle_error_naming_the_field(small_model, tmp_path, field, value,
+                                                         message):
+    size = int(small_model.input_shape[1])
+    meta = {"schema_version": 1, "image_spec": {"size": size}, field: value}
+    if field == "image_spec" and "size" not in value:
+        meta["image_spec"] = {"size": size, **value}
+    small_model.save(tmp_path / "model.keras")
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(bundle.BundleError, match=f"field {message} "):
+        bundle.load_bundle(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\xff\xfe"])
+def test_unreadable_metadata_is_a_bundle_error(small_model, tmp_path, content):
+    small_model.save(tmp_path / "model.keras")
+    (tmp_path / "metadata.json").write_text(content, encoding="latin-1")
+    with pytest.raises(bundle.BundleError, match="metadata"):
+        bundle.load_bundle(tmp_path)

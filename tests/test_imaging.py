@@ -115,3 +115,36 @@ def test_nan_or_infinite_pixels_are_an_error_not_a_verdict():
     image[0, 0, 0] = np.inf
     with pytest.raises(ImageError, match="infinite"):
         load_rgb(image)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with next to no data (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_from_its_header():
+    with pytest.raises(ImageError, match=r"too large \(289 MP; the limit is 100 MP"):
+        load_rgb(_png_header(17000, 17000))  # PIL's own guard answers first (over 200 MP)
+    with pytest.raises(ImageError, match=r"too large \(12000x12000, 144 MP; the limit is 100"):
+        load_rgb(_png_header(12000, 12000))
+
+
+@pytest.mark.parametrize("source", [None, 3.5, ["a.png"]])
+def test_things_that_are_not_images_are_image_errors(source):
+    with pytest.raises(ImageError, match="cannot read an image from"):
+        load_rgb(source)
+
+
+def test_images_without_pixels_are_image_errors():
+    with pytest.raises(ImageError, match="has no pixels"):
+        load_rgb(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ImageError, match="not an image file"):
+        load_rgb(_png_header(0, 0))  # PIL does not even identify it

@@ -36,28 +36,54 @@ def eps_to_pixels(eps255: float, pixel_range: tuple[float, float] = PIXEL_RANGE)
 
 
 class TwoLogits:
-    """Callable showing a one-logit model as logits `[0, z]`, always in inference mode."""
+    """Callable showing a one-logit model as logits `[offset, z]`, always in inference mode.
 
-    def __init__(self, model):
+    With `offset` at the detector's decision logit, ART's argmax is the detector's own verdict
+    (threshold and temperature included), so an attack succeeds exactly when the verdict flips.
+    """
+
+    def __init__(self, model, offset: float = 0.0):
         self.model = model
+        self.offset = float(offset)
 
     def __call__(self, x, training: bool = False):
         import tensorflow as tf
 
         z = self.model(x, training=False)  # attacks never run the model in training mode
-        return tf.concat([tf.zeros_like(z), z], axis=1)
+        return tf.concat([tf.fill(tf.shape(z), tf.cast(self.offset, z.dtype)), z], axis=1)
 
 
-def art_classifier(model, input_size: int, pixel_range: tuple[float, float] = PIXEL_RANGE):
-    """An ART TensorFlowV2Classifier over `TwoLogits(model)` with the real clip values."""
+class MarginLoss:
+    """Carlini-Wagner margin of two logits, `z_wrong - z_true`: APGD's second loss here, since
+    AutoAttack's DLR loss needs three classes (its denominator is `z_1 - z_3`). ART sets
+    `reduction` to Keras' NONE / SUM / SUM_OVER_BATCH_SIZE per call."""
+
+    reduction = "sum_over_batch_size"
+
+    def __call__(self, y_true, y_pred):
+        import tensorflow as tf
+
+        onehot = tf.cast(y_true, y_pred.dtype)
+        margin = tf.reduce_sum(y_pred * (1 - onehot), 1) - tf.reduce_sum(y_pred * onehot, 1)
+        reduction = str(getattr(self.reduction, "value", self.reduction)).lower()
+        if reduction == "none":
+            return margin
+        return tf.reduce_sum(margin) if reduction == "sum" else tf.reduce_mean(margin)
+
+
+def art_classifier(model, input_size: int, pixel_range: tuple[float, float] = PIXEL_RANGE,
+                   offset: float = 0.0, loss: str = "ce"):
+    """An ART TensorFlowV2Classifier over `TwoLogits(model, offset)` with the real clip values
+    and a cross-entropy (`ce`) or margin (`margin`) loss."""
     import tensorflow as tf
     from art.estimators.classification import TensorFlowV2Classifier
 
     return TensorFlowV2Classifier(
-        model=TwoLogits(model),
+        model=TwoLogits(model, offset),
         nb_classes=2,
         input_shape=(input_size, input_size, 3),
-        loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss_object=(MarginLoss() if loss == "margin" else
+                     tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
         clip_values=pixel_range,
     )
 
@@ -78,6 +104,39 @@ def art_attack(classifier, kind: str, eps255: float, steps: int = 10,
             classifier, norm=np.inf, eps=eps, eps_step=step, max_iter=steps,
             num_random_init=1 if random_start else 0, batch_size=batch_size, verbose=False)
     raise ValueError(f"unknown attack {kind!r}; use 'fgsm' or 'pgd'")
+
+
+# The strongest standard check, in the spirit of AutoAttack (Croce & Hein 2020) for a two-logit
+# model: APGD on cross-entropy and on the margin (for DLR, which needs three classes), PGD-50
+# with restarts, and the gradient-free Square attack, which gradient masking cannot fool.
+STRONG_ATTACKS = ("apgd_ce", "apgd_margin", "pgd50", "square")
+
+
+def strong_attack(classifier, margin_classifier, kind: str, eps255: float,
+                  restarts: int = 1, square_queries: int = 1000, batch_size: int = 256,
+                  pixel_range: tuple[float, float] = PIXEL_RANGE):
+    """One attack of STRONG_ATTACKS (L-inf, untargeted, 100 APGD iterations)."""
+    from art.attacks.evasion import (
+        AutoProjectedGradientDescent,
+        ProjectedGradientDescent,
+        SquareAttack,
+    )
+
+    eps = eps_to_pixels(eps255, pixel_range)
+    if kind in ("apgd_ce", "apgd_margin"):
+        return AutoProjectedGradientDescent(
+            margin_classifier if kind == "apgd_margin" else classifier, norm=np.inf, eps=eps,
+            eps_step=2 * eps, max_iter=100, nb_random_init=restarts, batch_size=batch_size,
+            loss_type=None, verbose=False)
+    if kind == "pgd50":
+        return ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=eps / 10,
+                                        max_iter=50, num_random_init=max(restarts, 3),
+                                        batch_size=batch_size, verbose=False)
+    if kind == "square":
+        return SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=square_queries,
+                            p_init=0.8, nb_restarts=restarts, batch_size=batch_size,
+                            verbose=False)
+    raise ValueError(f"unknown attack {kind!r}; use one of {STRONG_ATTACKS}")
 
 
 def generate(classifier, kind: str, x: np.ndarray, y: np.ndarray, eps255: float,

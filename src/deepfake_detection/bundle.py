@@ -21,7 +21,6 @@ MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
-H5_FILE = "model.h5"
 RELOAD_TOLERANCE = 1e-5
 
 
@@ -105,8 +104,10 @@ def write_metadata(directory: str | Path, metadata: dict[str, Any]) -> None:
     (Path(directory) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
 
 
-def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray) -> list[Path]:
-    """Write `<stem>.keras` and legacy `<stem>.h5` (the original project's format), both checked."""
+def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray,
+                 metadata: dict[str, Any] | None = None) -> list[Path]:
+    """Write `<stem>.keras` and legacy `<stem>.h5` (the original project's format), both checked,
+    and with `metadata` their sidecar `<stem>.json`."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
@@ -115,15 +116,79 @@ def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray) 
         _inference_copy(model).save(path)
         verify_reload(model, path, check_batch)
         written.append(path)
+    if metadata is not None:
+        sidecar(stem).write_text(json.dumps(metadata, indent=2, default=str))
+        written.append(sidecar(stem))
     return written
 
 
+def sidecar(model_file: str | Path) -> Path:
+    """`models/final_model.json` beside `models/final_model.{keras,h5}`: the export's metadata
+    (threshold, temperature, image spec), so a bare model file means what its bundle means."""
+    return Path(model_file).with_suffix(".json")
+
+
+def _field(meta_path: Path, name: str, value: Any, why: str) -> BundleError:
+    return BundleError(f"{meta_path}: field {name} {why}, got {value!r}")
+
+
+def _number(metadata: dict, section: str, key: str) -> Any:
+    part = metadata.get(section, {})
+    return part.get(key) if isinstance(part, dict) else part
+
+
+def validate_metadata(metadata: Any, meta_path: Path, input_size: int | None) -> dict[str, Any]:
+    """Refuse metadata that would load and then give wrong verdicts, naming the field."""
+    import math
+
+    from deepfake_detection.imaging import ImageSpec
+
+    if not isinstance(metadata, dict):
+        raise BundleError(f"{meta_path}: not a JSON object")
+    version = metadata.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise _field(meta_path, "schema_version", version, "must be an integer up to "
+                     f"{SCHEMA_VERSION} (newer bundles need a newer deepfake-detection)")
+    spec = metadata.get("image_spec", {})
+    try:
+        size = ImageSpec(**spec).size
+    except (TypeError, ValueError) as error:
+        raise _field(meta_path, "image_spec", spec, f"is invalid ({error})") from None
+    if not isinstance(size, int) or size < 1 or (input_size and size != input_size):
+        raise _field(meta_path, "image_spec.size", size, "must be the model's input side "
+                     f"({input_size})")
+    threshold = _number(metadata, "threshold", "value")
+    if threshold is not None and not (isinstance(threshold, (int, float))
+                                      and 0 < threshold < 1):
+        raise _field(meta_path, "threshold.value", threshold, "must be a probability strictly "
+                     "between 0 and 1")
+    temperature = _number(metadata, "calibration", "temperature")
+    if temperature is not None and not (isinstance(temperature, (int, float))
+                                        and math.isfinite(temperature) and temperature > 0):
+        raise _field(meta_path, "calibration.temperature", temperature, "must be a finite "
+                     "number above 0")
+    names = metadata.get("class_names", ["REAL", "FAKE"])
+    if names != ["REAL", "FAKE"]:
+        raise _field(meta_path, "class_names", names, 'must be ["REAL", "FAKE"]')
+    return metadata
+
+
+def read_metadata(meta_path: Path, input_size: int | None = None) -> dict[str, Any]:
+    """A bundle's metadata.json (or an export's sidecar), parsed and validated."""
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise BundleError(f"{meta_path}: unreadable metadata ({error})") from None
+    return validate_metadata(metadata, meta_path, input_size)
+
+
 def load_bundle(directory: str | Path) -> tuple[keras.Model, dict[str, Any]]:
-    """Load a bundle folder (or a bare `.keras`/`.h5` file, then with default metadata)."""
+    """Load a bundle folder, or a bare `.keras`/`.h5` file with its sidecar (`sidecar`) or a
+    `metadata.json` beside it (else default metadata: threshold 0.5, no calibration)."""
     path = Path(directory)
     if path.is_file() and path.suffix in (".keras", ".h5"):
-        sibling = path.parent / METADATA_FILE
-        meta_path = sibling if sibling.is_file() else None
+        meta_path = next((p for p in (sidecar(path), path.parent / METADATA_FILE)
+                          if p.is_file()), None)
         model_path = path
     else:
         model_path, meta_path = path / MODEL_FILE, path / METADATA_FILE
@@ -135,12 +200,7 @@ def load_bundle(directory: str | Path) -> tuple[keras.Model, dict[str, Any]]:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as error:  # keras raises many types for unreadable files
         raise BundleError(f"{model_path}: cannot load model ({error})") from error
+    size = model.input_shape[1]
     if meta_path is None:
-        size = int(model.input_shape[1])
-        metadata = {"schema_version": SCHEMA_VERSION, "image_spec": {"size": size}}
-    else:
-        metadata = json.loads(meta_path.read_text())
-        if metadata.get("schema_version", 0) > SCHEMA_VERSION:
-            raise BundleError(f"{meta_path}: schema {metadata['schema_version']} is newer than "
-                              "this version of deepfake-detection understands; upgrade it")
-    return model, metadata
+        return model, {"schema_version": SCHEMA_VERSION, "image_spec": {"size": int(size)}}
+    return model, read_metadata(meta_path, size)

@@ -359,7 +359,8 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     _add_data_args(train)
     train.add_argument("--config", help="a config.json saved by an earlier run")
     train.add_argument("--recipe", help="named starting configuration: reference (default, the "
-                       "original EfficientNetB2 design) or fast (the measured best at 32x32)")
+                       "original EfficientNetB2 design), fast (the measured best at 32x32), "
+                       "robust (fast, then adversarial training) or native")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any config field, e.g. --set augment_blur_jpeg=0.1")
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")

@@ -204,6 +204,16 @@ def fast_phases(epochs: int = 15, learning_rate: float = 2e-3) -> list[PhaseConf
     ]
 
 
+def robust_phases() -> list[PhaseConfig]:
+    """The cifake bundle's clean phase, then adversarial epochs on a cosine schedule."""
+    return [
+        PhaseConfig("main", epochs=15, learning_rate=2e-3, schedule="cosine"),
+        PhaseConfig("adversarial", epochs=10, learning_rate=1e-3, adversarial=True,
+                    schedule="cosine"),
+        PhaseConfig("fine_tune", epochs=0, learning_rate=1e-5),
+    ]
+
+
 def native_phases() -> list[PhaseConfig]:
     """Head on frozen ImageNet features, then the whole network at a fine-tuning rate."""
     return [
@@ -222,6 +232,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": {"arch": "resnet_s2d", "weights": "none", "augment_shift": 2,
              "augment_blur_jpeg": 0.1, "augment_blur_sigma_max": 1.5,
              "val_fraction": 0.1, "early_stopping_patience": 6},
+    # The robust cifake detector: the fast recipe, then FGSM from a random start at 8/255 on
+    # half of each batch, checked by PGD-10 every epoch (benchmarks/robust.py).
+    "robust": {"arch": "resnet_s2d", "weights": "none", "augment_shift": 2,
+               "augment_blur_jpeg": 0.1, "augment_blur_sigma_max": 1.5, "val_fraction": 0.1,
+               "early_stopping_patience": 6, "adv_attack": "fgsm_rs", "adv_ratio": 0.5,
+               "export_stem": ""},
     # The native-resolution detector: ImageNet EfficientNet-Lite0 on 256x256 crops of the
     # pixels as they are (never resized), sources weighed equally, JPEG/blur/rescale
     # augmentation; frozen-base head, then a full fine-tune (benchmarks/native.py).
@@ -239,6 +255,8 @@ def recipe(name: str) -> TrainConfig:
     values = dict(RECIPES[name])
     if name == "native":
         values.setdefault("phases", native_phases())
+    elif name == "robust":
+        values.setdefault("phases", robust_phases())
     elif name != "reference":
         values.setdefault("phases", fast_phases())
     return TrainConfig.from_dict(values)

@@ -8,6 +8,8 @@ decoded, converted and resized the same way everywhere. Models consume float pix
 from __future__ import annotations
 
 import io
+import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-# A decompression bomb guard that still admits real 10000x10000 photos (100 MP).
-Image.MAX_IMAGE_PIXELS = 150_000_000
+# The pixel budget of one image, read from its header before anything is decoded: a real
+# 10000x10000 photo (100 MP) passes, a 280 KB PNG that claims 17000x17000 (289 MP, 4.3 GB once
+# decoded) is refused. Memory is then bounded by the images decoded at once, whatever a folder
+# holds (benchmarks/memory.py). DFD_MAX_PIXELS changes it.
+MAX_PIXELS = int(os.environ.get("DFD_MAX_PIXELS", 100_000_000))
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own guard, for any decode outside load_rgb
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -96,7 +102,10 @@ def load_rgb(source: ImageSource) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
-        return _to_uint8_rgb(source)
+        return _to_uint8_rgb(_checked_size(source, "<image>"))
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        raise ImageError(f"cannot read an image from {type(source).__name__}; pass a path, "
+                         "bytes, a PIL image or an array")
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         if isinstance(source, bytes):
@@ -111,16 +120,33 @@ def load_rgb(source: ImageSource) -> np.ndarray:
                 raise ImageError(f"{name}: empty file (0 bytes)")
             handle = path
         with Image.open(handle) as image:
-            image.load()
+            _checked_size(image, name).load()
             return _to_uint8_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError as error:
         raise ImageError(f"{name}: not an image file PIL can read") from error
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{name}: image too large ({error})") from error
+    except Image.DecompressionBombError as error:  # PIL's guard, at twice MAX_PIXELS
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(claimed[1]) / 1e6:.0f} MP" if claimed else "too many pixels"
+        raise ImageError(_too_large(name, size)) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{name}: corrupt or truncated image ({error})") from error
+
+
+def _checked_size(image: Image.Image, name: str) -> Image.Image:
+    """Refuse, from the header alone, an image with no pixels or more than MAX_PIXELS."""
+    width, height = image.size
+    if not width or not height:
+        raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageError(_too_large(name, f"{width}x{height}, {width * height / 1e6:.0f} MP"))
+    return image
+
+
+def _too_large(name: str, size: str) -> str:
+    return (f"{name}: image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} MP, set by "
+            "DFD_MAX_PIXELS)")
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
@@ -129,6 +155,8 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
         raise ImageError(f"array of shape {array.shape} is not an HxW, HxWx1, HxWx3 or HxWx4 image")
+    if not arr.shape[0] or not arr.shape[1]:
+        raise ImageError(f"array of shape {array.shape} has no pixels")
     if arr.dtype != np.uint8 and not np.isfinite(arr).all():
         raise ImageError("array contains NaN or infinite values; pass finite pixels")
     if arr.dtype != np.uint8:

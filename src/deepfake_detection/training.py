@@ -321,9 +321,8 @@ def check_outputs(config: TrainConfig, force: bool = False) -> None:
         existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
         if not os.access(existing, os.W_OK):
             raise ConfigError(f"{folder}: cannot write there ({existing} is not writable)")
-    taken = [p for p in (out / bundle.METADATA_FILE,
-                         *((Path(f"{stem}.keras"), Path(f"{stem}.h5")) if stem else ()))
-             if p.exists()]
+    exports = [Path(f"{stem}{suffix}") for suffix in (".keras", ".h5", ".json")] if stem else []
+    taken = [p for p in (out / bundle.METADATA_FILE, *exports) if p.exists()]
     if taken and not force:
         raise ConfigError(f"{', '.join(map(str, taken))} already exist(s): pass --force to "
                           "replace, or choose another --out / --export ('' skips the export)")
@@ -449,7 +448,8 @@ def train(config: TrainConfig) -> Path:
     if backup_dir:
         shutil.rmtree(backup_dir, ignore_errors=True)  # the bundle is complete
     if config.export_stem and distribute.is_chief():
-        for path in bundle.export_model(model, config.export_stem, check_batch):
+        saved = bundle.read_metadata(out / bundle.METADATA_FILE)
+        for path in bundle.export_model(model, config.export_stem, check_batch, saved):
             log.info("exported %s", path)
     log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
     return out
