@@ -9,11 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from deepfake_detection.app import MAX_FILE_SIZE, build_demo  # noqa: E402
+from deepfake_detection.app import MAX_FILE_SIZE, build_demo, default_host  # noqa: E402
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    # Spaces needs 0.0.0.0; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override as usual.
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-                max_file_size=MAX_FILE_SIZE)
+    demo.launch(server_name=default_host(os.environ), max_file_size=MAX_FILE_SIZE)

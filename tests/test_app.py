@@ -139,3 +139,39 @@ def test_browser_upload_shows_the_verdict(served, tmp_path):
     assert "Probability it is AI-generated" in text
     assert f"{detector.predict(path).prob_fake:.1%}" in text
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+def test_the_visitor_picks_the_detector_through_the_api(served):
+    """The app's own detector first, the shipped ones beside it; the record names the one that
+    answered."""
+    url, detector, root = served
+    client = gradio_client.Client(url, verbose=False)
+    path = _images(root)[0]
+    *_, details, _ = client.predict(gradio_client.handle_file(path), "cifake",
+                                    api_name="/analyze")
+    expected = Detector.load().predict(path)
+    assert details["detector"] == "cifake"
+    assert details["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
+
+
+def test_uploads_are_cleaned_and_work_is_queued(tiny_bundle):
+    from deepfake_detection import app
+
+    demo = app.build_demo(Detector.load(tiny_bundle[1]), show_examples=False)
+    assert demo.delete_cache == app.DELETE_CACHE  # Gradio deletes old uploads, all at shutdown
+    assert demo._queue.max_size == app.QUEUE_SIZE
+    assert demo._queue.default_concurrency_limit == app.CONCURRENCY
+    pick = app.Choices(Detector.load(tiny_bundle[1]))
+    assert pick.names[1:] == [n for n in ("cifake", "native", "robust")
+                              if (app.detectors.BUNDLES.get(n) or REPO).exists()
+                              and n in app.detectors.BUNDLES]
+    with pytest.raises(ValueError, match="unknown detector"):
+        pick("nope")
+
+
+def test_app_py_listens_on_localhost_unless_on_spaces():
+    from deepfake_detection.app import default_host
+
+    assert default_host({}) == "127.0.0.1"
+    assert default_host({"SPACE_ID": "user/space"}) == "0.0.0.0"
+    assert default_host({"SPACE_ID": "u/s", "GRADIO_SERVER_NAME": "10.0.0.2"}) == "10.0.0.2"

@@ -21,7 +21,8 @@ def _split(requirement: str) -> tuple[str, str]:
 
 def test_spaces_requirements_match_the_package():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    needed = dict(map(_split, project["dependencies"] + project["optional-dependencies"]["app"]))
+    extras = project["optional-dependencies"]
+    needed = dict(map(_split, project["dependencies"] + extras["app"] + extras["attacks"]))
     lines = [line for line in (REPO / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     spaces = dict(map(_split, lines))
@@ -30,3 +31,17 @@ def test_spaces_requirements_match_the_package():
     for name, spec in spaces.items():
         assert name in needed, f"{name} is in requirements.txt but not in pyproject.toml"
         assert spec == needed[name], f"{name}: {spec!r} in requirements.txt, {needed[name]!r}"
+
+
+def test_readme_front_matter_deploys_app_py_on_spaces():
+    """Spaces reads README.md's YAML front matter: gradio SDK, app.py, a version that
+    requirements.txt admits (Gradio 6: build_demo uses Gradio 6's api_visibility)."""
+    text = (REPO / "README.md").read_text()
+    assert text.startswith("---\n")
+    front = dict(line.split(": ", 1) for line in text.split("---\n")[1].splitlines())
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
+    assert (REPO / front["app_file"]).is_file()
+    major = int(front["sdk_version"].split(".")[0])
+    spec = next(line for line in (REPO / "requirements.txt").read_text().splitlines()
+                if line.startswith("gradio"))
+    assert spec == f"gradio>={major},<{major + 1}"

@@ -7,6 +7,7 @@ the shipped detectors) that the CLI uses too.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ from deepfake_detection.detectors import AutoDetector
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
 
 MAX_FILE_SIZE = "25mb"
+# Uploads are deleted every 10 minutes once 30 minutes old, and all of them when the server
+# stops; one image is scored at a time (the model uses every core anyway) with at most 16 waiting,
+# so memory stays bounded however many people upload at once.
+DELETE_CACHE = (600, 1800)
+CONCURRENCY, QUEUE_SIZE = 1, 16
 VERDICT_TEXT = {
     "fake": "## Likely AI-generated",
     "real": "## Likely a real photograph",
@@ -146,14 +152,39 @@ def example_images(count: int = 4) -> list[str]:
     return examples
 
 
+def default_host(env: Mapping[str, str]) -> str:
+    """Where `python app.py` listens: GRADIO_SERVER_NAME if set; else 0.0.0.0 on Hugging Face
+    Spaces (which sets SPACE_ID, and must reach the app), else this machine only."""
+    return env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if env.get("SPACE_ID") else "127.0.0.1")
+
+
+class Choices:
+    """The detectors a visitor can pick: the app's own first, then every other shipped bundle
+    (e.g. `robust`), each loaded on first use."""
+
+    def __init__(self, default: Detector | AutoDetector):
+        self.loaded = {default.name: default}
+        self.names = [default.name] + [n for n, folder in detectors.BUNDLES.items()
+                                       if n != default.name and folder.exists()]
+
+    def __call__(self, name: str | None) -> Detector | AutoDetector:
+        name = name or self.names[0]
+        if name not in self.names:
+            raise ValueError(f"unknown detector {name!r}; choose from {self.names}")
+        if name not in self.loaded:
+            self.loaded[name] = detectors.load(name)
+        return self.loaded[name]
+
+
 def build_demo(detector: Detector | AutoDetector | None = None, show_examples: bool = True):
     """The Gradio Blocks app around a Detector (default: the automatic choice between the
-    shipped ones). `show_examples` offers a few shared-data test images; off for screenshots
-    that get committed."""
+    shipped ones), with the other shipped detectors to pick from. `show_examples` offers a few
+    shared-data test images; off for screenshots that get committed."""
     import gradio as gr
 
     detector = detector or detectors.load()
-    with gr.Blocks(title="deepfake-detection") as demo:
+    pick = Choices(detector)
+    with gr.Blocks(title="deepfake-detection", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Real photo or AI-generated?\nUpload an image to check it. The picture "
                     "shows where the evidence is: each crop's score for photos of 256 px and "
                     "more (native detector), Grad-CAM for small images (cifake detector).")
@@ -162,6 +193,10 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                 with gr.Column():
                     image = gr.File(file_types=["image"], type="filepath", label="Image file "
                                     "(read as a file, so what it declares is checked too)")
+                    choice = gr.Radio(pick.names, value=pick.names[0], label="Detector",
+                                      info="auto: native for images of 256 px and more, "
+                                      "cifake below; robust: the cifake detector trained "
+                                      "against L-inf attacks (see its model card)")
                     button = gr.Button("Check image", variant="primary")
                     with gr.Accordion("Or take a photo / paste one (pixels only)", open=False):
                         snapshot = gr.Image(type="filepath", label="Picture",
@@ -179,9 +214,10 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                     with gr.Accordion("Details (JSON)", open=False):
                         details = gr.JSON()
             outputs = [verdict, probs, cam, warnings, details, panel]
-            button.click(lambda p: analyze(detector, p), image, outputs, api_name="analyze")
-            snap_button.click(lambda p: analyze(detector, p), snapshot, outputs,
-                              api_visibility="private")
+            button.click(lambda p, name: analyze(pick(name), p), [image, choice], outputs,
+                         api_name="analyze")
+            snap_button.click(lambda p, name: analyze(pick(name), p), [snapshot, choice],
+                              outputs, api_visibility="private")
         with gr.Tab("Several images"):
             files = gr.File(file_count="multiple", label="Images")
             run = gr.Button("Check all", variant="primary")
@@ -192,7 +228,7 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                       api_name="predict").then(_table, records, table, api_visibility="private")
         with gr.Accordion("Model card", open=False):
             gr.Markdown(model_card(detector))
-    return demo
+    return demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
 
 
 def launch(model: str | None = "auto", host: str = "127.0.0.1", port: int | None = None,

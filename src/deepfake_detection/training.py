@@ -145,7 +145,7 @@ class AdversarialModel(keras.Model):
 
 
 class RobustnessMonitor(keras.callbacks.Callback):
-    """After each epoch, clean / FGSM / PGD accuracy on a fixed validation subset.
+    """After each epoch, clean / FGSM / PGD balanced accuracy on a fixed validation subset.
 
     FGSM training can overfit catastrophically: PGD accuracy collapses while FGSM accuracy stays
     high (Wong et al. 2020). Recording both per epoch makes that visible and detectable.
@@ -159,8 +159,12 @@ class RobustnessMonitor(keras.callbacks.Callback):
         self.steps = max(config.adv_steps, 10)
 
     def _accuracy(self, x) -> float:
+        """Balanced accuracy (the mean of the per-class accuracies): a model that answers one
+        class for everything scores 0.5 here, never the class share, so early stopping on it
+        cannot keep a collapsed first epoch."""
         logits = np.asarray(self.inner(x, training=False)).reshape(-1)
-        return float(((logits >= 0) == self.y.astype(bool)).mean())
+        hit = (logits >= 0) == self.y.astype(bool)
+        return float(np.mean([hit[self.y == c].mean() for c in (0, 1) if np.any(self.y == c)]))
 
     def on_epoch_end(self, epoch, logs=None):
         fgsm = attacks.fgsm_tf(self.inner, self.x, self.y, self.eps)
