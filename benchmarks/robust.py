@@ -60,8 +60,8 @@ def candidates() -> dict:
     }
 
 
-def train(name: str, config, folder: Path) -> dict:
-    config.output_dir, config.export_stem = str(folder / name), ""
+def train(name: str, config, folder: Path, data: str) -> dict:
+    config.data_dir, config.output_dir, config.export_stem = data, str(folder / name), ""
     config_file = folder / f"{name}.json"
     config.save(config_file)
     started = time.perf_counter()
@@ -155,7 +155,7 @@ def main() -> None:
     if args.train is not None:
         for name, config in candidates().items():
             if not args.train or name in args.train:
-                jobs[name] = train(name, config, runs)
+                jobs[name] = train(name, config, runs, args.data)
     for item in args.bundles:
         name, _, folder = item.partition("=")
         jobs[name] = {"bundle": folder}

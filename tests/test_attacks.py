@@ -25,10 +25,23 @@ def batch(tiny_bundle):
     return detector, x, y
 
 
-@pytest.mark.parametrize("text, value", [("8/255", 8.0), ("8", 8.0), ("0.5", 0.5),
-                                         ("2/255", 2.0), ("0.03137254901960784/1", 8.0)])
+@pytest.mark.parametrize("text, value", [("8/255", 8.0), ("8", 8.0), ("1", 1.0),
+                                         ("0.05", 12.75), ("2/255", 2.0),
+                                         ("0.03137254901960784/1", 8.0)])
 def test_eps_is_read_in_255ths(text, value):
     assert attacks.parse_eps(text) == pytest.approx(value, rel=1e-6)
+
+
+def test_the_designs_eps_is_a_fraction_of_the_range_and_reports_say_so():
+    assert attacks.describe_eps("0.05") == ("12.75/255 (given as 0.05, a fraction of the 0..255 "
+                                            "pixel range)")
+    assert attacks.describe_eps("8") == "8/255 (given as 8, a number of 1/255 steps)"
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "300", "abc", "8/0", "nan"])
+def test_nonsense_eps_is_refused(text):
+    with pytest.raises(ValueError, match="eps"):
+        attacks.parse_eps(text)
 
 
 def test_in_graph_fgsm_equals_art_fgsm(batch):
@@ -128,3 +141,15 @@ def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
     text = (out / "robustness_study.md").read_text()
     assert "| undefended | nothing |" in text and "PGD 8/255" in text
     assert (out / "robustness_curve.png").is_file()
+
+
+def test_attacks_without_art_is_a_one_line_error_before_any_work(monkeypatch, capsys):
+    import importlib.util
+
+    from deepfake_detection import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "art" else real(name, *rest))
+    assert cli.main(["evaluate", "--attacks", "--data", "nowhere"]) == 2
+    assert 'pip install -e ".[attacks]"' in capsys.readouterr().err

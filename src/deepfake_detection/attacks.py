@@ -21,13 +21,37 @@ PIXEL_RANGE = (0.0, 255.0)
 
 
 def parse_eps(value: str | float) -> float:
-    """An eps in 1/255 units from `8/255`, `8` or `0.5` (bare numbers are already /255)."""
+    """An eps in 1/255 units from `8/255` (a fraction written out), `8` (a number of 1/255
+    steps: 1 or more) or `0.05` (below 1: a fraction of the pixel range, the original design's
+    `--eps 0.05`, which is 12.75/255). `describe_eps` says which reading was taken."""
     text = str(value).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            eps = float(Fraction(num.strip()) / Fraction(den.strip()) * 255)
+        else:
+            number = float(text)
+            eps = number * 255 if number < 1 else number
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"eps {text!r}: write 8/255, 8 (in 1/255 steps) or 0.03 (a fraction "
+                         "of the pixel range)") from None
+    if not 0 < eps <= 255:
+        raise ValueError(f"eps {text!r} is {eps:g}/255: it must be above 0 and at most 255/255")
+    return eps
+
+
+def describe_eps(value: str | float) -> str:
+    """How `parse_eps` read `value`, for reports: e.g. `12.75/255 (given as 0.05, a fraction
+    of the 0..255 pixel range)`."""
+    text = str(value).strip()
+    eps = parse_eps(text)
     if "/" in text:
-        num, den = text.split("/", 1)
-        fraction = Fraction(num.strip()) / Fraction(den.strip())
-        return float(fraction * 255)
-    return float(text)
+        how = "a fraction written out"
+    elif float(text) < 1:
+        how = "a fraction of the 0..255 pixel range"
+    else:
+        how = "a number of 1/255 steps"
+    return f"{eps:g}/255 (given as {text}, {how})"
 
 
 def eps_to_pixels(eps255: float, pixel_range: tuple[float, float] = PIXEL_RANGE) -> float:

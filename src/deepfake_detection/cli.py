@@ -110,6 +110,7 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     """The same recipe twice, adversarial phase off and on; both attacked, one report."""
     import copy
 
+    _need_art()
     from deepfake_detection.robustness import plot_sweep, render_study
     from deepfake_detection.training import check_outputs, train
 
@@ -192,6 +193,31 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     return report
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from deepfake_detection.detectors import load
+    from deepfake_detection.export import export
+
+    if args.model == "auto":
+        from deepfake_detection.bundle import BundleError
+
+        raise BundleError("export writes one detector: --model cifake, native, robust or a folder")
+    result = export(load(args.model), args.format, args.out, force=args.force)
+    print(f"wrote {result['path']} ({args.format}, calibrated P(FAKE); largest difference from "
+          f"the detector {result['max_abs_prob_diff']:.1e}) and {result['sidecar']}")
+    return 0
+
+
+def _need_art() -> None:
+    """Attacks come from ART, an optional extra: say so before any work."""
+    import importlib.util
+
+    if importlib.util.find_spec("art") is None:
+        from deepfake_detection.data import DataError
+
+        raise DataError('--attacks needs the Adversarial Robustness Toolbox: pip install -e '
+                        '".[attacks]"')
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _setup_logging()
     from deepfake_detection.detectors import BUNDLES
@@ -202,10 +228,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
            Path("runs") / f"{model or 'cifake'}-report" if shipped else Path(model) / "report")
     attack = None
     if args.attacks:
-        from deepfake_detection.attacks import parse_eps
+        from deepfake_detection.attacks import describe_eps, parse_eps
 
-        attack = {"eps255": parse_eps(args.eps), "subset": args.attack_subset,
-                  "pgd_steps": args.pgd_steps, "seed": args.seed}
+        _need_art()
+        attack = {"eps255": parse_eps(args.eps), "eps_given": describe_eps(args.eps),
+                  "subset": args.attack_subset, "pgd_steps": args.pgd_steps, "seed": args.seed}
     if args.baseline and not args.perturbations:
         from deepfake_detection.data import DataError
 
@@ -381,7 +408,8 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
                        help="replace a finished bundle in --out and existing export files")
     train.add_argument("--adv-attack", choices=("fgsm_rs", "pgd"),
                        help="attack used in adversarial training (default fgsm_rs)")
-    train.add_argument("--adv-eps", help="adversarial-training eps in /255: 8/255 or 8")
+    train.add_argument("--adv-eps", type=_eps, help="adversarial-training eps: 8/255, 8 (1/255 "
+                       "steps) or 0.03 (below 1: a fraction of the pixel range)")
     train.add_argument("--adv-ratio", type=float, help="adversarial share of a batch (0.3)")
     train.add_argument("--adv-steps", type=int, help="PGD steps in adversarial training")
     train.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
@@ -409,6 +437,18 @@ def _bounded(kind: type, low: float, high: float | None = None):
     return parse
 
 
+def _eps(text: str) -> str:
+    """An eps as `attacks.parse_eps` reads it, checked at parse time; the text is kept so the
+    report can say how it was read."""
+    from deepfake_detection.attacks import parse_eps
+
+    try:
+        parse_eps(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 POSITIVE = _bounded(int, 1)
 MARGIN = _bounded(float, 0.0, 0.49)
 
@@ -431,9 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(study)
     study.add_argument("--adv-epochs", type=int, default=5,
                        help="epochs of the adversarial phase of the defended model")
-    study.add_argument("--attack-subset", type=int, default=0, metavar="N",
+    study.add_argument("--attack-subset", type=_bounded(int, 0), default=0, metavar="N",
                        help="attack a seeded, balanced subset of N test images (0 = all)")
-    study.add_argument("--pgd-steps", type=int, default=10)
+    study.add_argument("--pgd-steps", type=POSITIVE, default=10)
     study.set_defaults(func=cmd_robustness_study)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
@@ -444,11 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
     evaluate.add_argument("--attacks", action="store_true",
                           help="add FGSM/PGD scenarios and an eps sweep (ART, L-inf)")
-    evaluate.add_argument("--eps", default="8/255",
-                          help="FGSM eps of the scenarios, in /255 units: 8/255 or 8")
-    evaluate.add_argument("--attack-subset", type=int, default=0, metavar="N",
+    evaluate.add_argument("--eps", default="8/255", type=_eps,
+                          help="FGSM eps of the scenarios: 8/255, 8 (1/255 steps) or 0.05 "
+                          "(below 1: a fraction of the pixel range, 12.75/255)")
+    evaluate.add_argument("--attack-subset", type=_bounded(int, 0), default=0, metavar="N",
                           help="attack a seeded, balanced subset of N test images (0 = all)")
-    evaluate.add_argument("--pgd-steps", type=int, default=10)
+    evaluate.add_argument("--pgd-steps", type=POSITIVE, default=10)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--baseline", metavar="BUNDLE",
                           help="with --perturbations: also run the battery on this bundle (e.g. "
@@ -511,6 +552,16 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     app.set_defaults(func=cmd_app)
 
+    export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
+                            "TFLite file that returns its calibrated P(FAKE), checked")
+    export.add_argument("--model", default="cifake", help="cifake (default), native, robust or "
+                        "a bundle folder")
+    export.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
+    export.add_argument("--out", required=True, help="SavedModel folder or .tflite file; "
+                        "the metadata (threshold, image spec) goes beside it as OUT.json")
+    export.add_argument("--force", action="store_true", help="replace existing files")
+    export.set_defaults(func=cmd_export)
+
     models = sub.add_parser("models", help="list the registered architectures")
     models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)
     return parser
@@ -530,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     from deepfake_detection.bundle import BundleError
     from deepfake_detection.config import ConfigError
     from deepfake_detection.data import DataError
+    from deepfake_detection.export import ExportError
     from deepfake_detection.imaging import ImageError
     from deepfake_detection.models import ModelError
     from deepfake_detection.scan import ScanError
@@ -537,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ConfigError, DataError, ImageError, BundleError, ModelError, ScanError,
-            outputs.OutputError) as error:
+            ExportError, outputs.OutputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `predict ... | head -1`: the reader left; stop quietly
