@@ -95,10 +95,25 @@ def test_scenarios_attack_a_seeded_30_percent(batch):
     detector, x, y = batch
     result = robustness.scenarios(detector, x, y, 8.0, seed=3)
     assert result["adversarial"]["at_threshold"]["n"] == round(0.3 * len(x))
-    assert result["mixed"]["at_threshold"]["n"] == len(x)
+    # the design's mixed set is the union: every clean image plus the adversarial copies
+    assert result["mixed"]["at_threshold"]["n"] == len(x) + round(0.3 * len(x))
+    assert {"precision", "recall", "f1"} <= set(result["mixed"]["at_threshold"])
     assert (result["adversarial"]["at_threshold"]["accuracy"]
             < result["standard"]["at_threshold"]["accuracy"])
     assert result["sanity"]["within_eps"]
+
+
+def test_attacks_aim_at_the_detectors_own_threshold(batch):
+    """ART's argmax over [offset, z] is the detector's verdict, whatever its threshold and
+    temperature, so an attack succeeds exactly when the verdict flips."""
+    detector, x, y = batch
+    detector.threshold, detector.temperature = 0.8, 0.5
+    try:
+        logits = robustness.decision_classifier(detector).predict(x)
+        assert ((logits.argmax(1) == 1) == (detector.probabilities(x) >= 0.8)).all()
+    finally:
+        reloaded = type(detector).load(detector.bundle_dir)
+        detector.threshold, detector.temperature = reloaded.threshold, reloaded.temperature
 
 
 def test_catastrophic_overfitting_detector():

@@ -144,6 +144,8 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
             detector, scored["paths"], scored["labels"], progress=progress, **attack)
         report["plots"].append(robustness.plot_sweep(
             {"detector": report["adversarial"]["sweep"]}, out / "robustness_curve.png"))
+        report["plots"].append(robustness.plot_scenarios(
+            report["adversarial"]["scenarios"], out / "scenarios_confusion.png"))
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(render_markdown(report))
     return report
@@ -405,11 +407,13 @@ def _render_adversarial(adversarial: dict[str, Any]) -> list[str]:
 
     s = adversarial["scenarios"]
     lines = ["", "## Adversarial robustness", "", f"Scenarios ({s['threat_model']}):", "",
-             "| scenario | n | accuracy | F1 | ROC-AUC |", "|---|---|---|---|---|"]
+             "| scenario | n | accuracy | precision | recall | F1 | ROC-AUC |",
+             "|---|---|---|---|---|---|---|"]
     for name in ("standard", "adversarial", "mixed"):
-        m = s[name]
-        lines.append(f"| {name} | {m['at_threshold']['n']} | {m['at_threshold']['accuracy']:.4f}"
-                     f" | {m['at_threshold']['f1']:.4f} | {m['roc_auc']:.4f} |")
+        m, at = s[name], s[name]["at_threshold"]
+        lines.append(f"| {name} | {at['n']} | {at['accuracy']:.4f} | {at['precision']:.4f} | "
+                     f"{at['recall']:.4f} | {at['f1']:.4f} | {m['roc_auc']:.4f} |")
+    lines += ["", "![confusion matrix per scenario](scenarios_confusion.png)"]
     return lines + ["", "Sweep (white-box, L-inf, untargeted, true labels; PGD from a random "
                     "start with step 2.5*eps/steps):", ""] + render_sweep("detector",
                                                                           adversarial["sweep"])

@@ -32,25 +32,44 @@ def _flips(detector: Detector, labels, clean_probs, adv_probs) -> dict[str, int]
 
 
 def scenarios(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float,
-              fraction: float = 0.3, seed: int = 0, classifier=None) -> dict[str, Any]:
-    """Standard (clean), Adversarial (FGSM on a seeded `fraction` of the set) and Mixed (the
-    clean set with that fraction replaced by its adversarial versions)."""
-    classifier = classifier or attacks.art_classifier(detector.model, detector.spec.size)
+              fraction: float = 0.3, seed: int = 0, classifier=None,
+              eps_given: str | None = None) -> dict[str, Any]:
+    """The original design's three test sets: Standard (clean), Adversarial (FGSM copies of a
+    seeded `fraction` of the set) and Mixed (the clean set plus those copies: 20,000 + 6,000 =
+    26,000 images on CIFAKE's test split)."""
+    classifier = classifier or decision_classifier(detector)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x), max(2, round(fraction * len(x))), replace=False))
     x_adv = attacks.generate(classifier, "fgsm", x[idx], y[idx], eps255, seed=seed)
     clean = detector.probabilities(x)
     adv = detector.probabilities(x_adv)
-    mixed = clean.copy()
-    mixed[idx] = adv
+    eps_text = eps_given or f"{eps255:g}/255"
     return {
-        "threat_model": f"FGSM, L-inf, eps {eps255:g}/255, true labels, "
-                        f"{len(idx)} of {len(x)} images (seed {seed})",
+        "threat_model": f"FGSM, L-inf, eps {eps_text}, white-box, true labels, adversarial "
+                        f"copies of {len(idx)} of the {len(x)} images (seed {seed}); mixed = "
+                        f"the {len(x)} clean images plus the {len(idx)} copies",
         "standard": _metrics(detector, y, clean),
         "adversarial": _metrics(detector, y[idx], adv),
-        "mixed": _metrics(detector, y, mixed),
+        "mixed": _metrics(detector, np.concatenate([y, y[idx]]), np.concatenate([clean, adv])),
         "sanity": attacks.perturbation_check(x[idx], x_adv, eps255),
     }
+
+
+def plot_scenarios(result: dict[str, Any], path: Path) -> str:
+    """One confusion matrix per scenario, at the bundle's threshold."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    for ax, name in zip(axes, ("standard", "adversarial", "mixed")):
+        at = result[name]["at_threshold"]
+        ConfusionMatrixDisplay(np.asarray(at["confusion_matrix"]),
+                               display_labels=("REAL", "FAKE")).plot(ax=ax, colorbar=False)
+        ax.set_title(f"{name} (n={at['n']}, acc. {at['accuracy']:.3f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def sweep(detector: Detector, x: np.ndarray, y: np.ndarray, eps_list=SWEEP_EPS,
@@ -58,7 +77,7 @@ def sweep(detector: Detector, x: np.ndarray, y: np.ndarray, eps_list=SWEEP_EPS,
           classifier=None) -> dict[str, Any]:
     """FGSM and PGD at each eps: accuracy, ROC-AUC, flips per class, 8-bit-rounded accuracy,
     plus the sanity checks that make the numbers believable."""
-    classifier = classifier or attacks.art_classifier(detector.model, detector.spec.size)
+    classifier = classifier or decision_classifier(detector)
     clean = detector.probabilities(x)
     clean_acc = float(((clean >= detector.threshold) == y.astype(bool)).mean())
     rows = []
@@ -183,7 +202,7 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
 
 def evaluate_attacks(detector: Detector, paths: list[str], labels: np.ndarray, eps255: float,
                      subset: int = 0, pgd_steps: int = 10, seed: int = 0,
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, eps_given: str | None = None) -> dict[str, Any]:
     """Scenarios at `eps255` and the sweep on a seeded, class-stratified subset of a split."""
     rng = np.random.default_rng(seed)
     idx = np.arange(len(paths))
@@ -192,9 +211,10 @@ def evaluate_attacks(detector: Detector, paths: list[str], labels: np.ndarray, e
         idx = np.sort(np.concatenate(per_class))
     x = np.stack([detector.prepare(paths[i])[0] for i in idx])
     y = labels[idx].astype(np.int64)
-    classifier = attacks.art_classifier(detector.model, detector.spec.size)
+    classifier = decision_classifier(detector)
     return {
-        "scenarios": scenarios(detector, x, y, eps255, seed=seed, classifier=classifier),
+        "scenarios": scenarios(detector, x, y, eps255, seed=seed, classifier=classifier,
+                               eps_given=eps_given),
         "sweep": sweep(detector, x, y, pgd_steps=pgd_steps, seed=seed, progress=progress,
                        classifier=classifier),
     }
