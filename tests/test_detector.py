@@ -121,3 +121,11 @@ def test_the_bundled_detector_loads():
     assert detector.spec.size == 32 and 0 < detector.threshold < 1
     assert detector.temperature != 1.0  # calibrated on its validation split
     assert (DEFAULT_BUNDLE / "model_card.md").is_file()
+
+
+def test_none_in_a_batch_is_an_error_record_not_an_abort(detector, tiny_bundle):
+    good = sorted(str(p) for p in (tiny_bundle[0] / "data" / "test" / "FAKE").iterdir())[0]
+    with pytest.raises(ImageError, match="cannot read an image from NoneType"):
+        detector.predict(None)
+    results = list(detector.predict_many([None, good]))
+    assert "NoneType" in results[0].error and results[1].error is None

@@ -129,7 +129,9 @@ def predict_files(detector: Detector | AutoDetector, paths: list[str] | None) ->
     from deepfake_detection.checking import Checker
 
     rows = [r.to_dict() for r in Checker(detector).check_many(list(paths or []))]
-    for row in rows:
+    for row in rows:  # the server's upload folder stays on the server
+        if row["error"]:
+            row["error"] = row["error"].replace(row["source"], Path(row["source"]).name)
         row["source"] = Path(row["source"]).name
     return rows
 
