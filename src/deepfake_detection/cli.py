@@ -177,7 +177,8 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     if model == "auto":
         from deepfake_detection.bundle import BundleError
 
-        raise BundleError("evaluate scores one detector: --model cifake, native or a folder")
+        raise BundleError("evaluate scores one detector: --model cifake, native, robust or a "
+                          "folder")
     detector = load(model or "cifake")
     model = resolve(model)
     history_file = model / HISTORY_FILE  # resolve() always names a bundle folder or file
@@ -243,7 +244,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
-              "cifake detector for smaller ones), cifake, native, or a bundle folder")
+              "cifake detector for smaller ones), cifake, native, robust (adversarially trained "
+              "cifake), or a bundle folder")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -478,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
-    evaluate.add_argument("--model", help="cifake (default), native, or a bundle folder")
+    evaluate.add_argument("--model", help="cifake (default), native, robust or a bundle folder")
     evaluate.add_argument("--out", help="report folder (default MODEL/report, or "
                           "runs/NAME-report for a shipped detector)")
     evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
