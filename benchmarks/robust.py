@@ -57,6 +57,9 @@ def candidates() -> dict:
                                 phases=phases(0, 25, 2e-3)),
         # Twice the adversarial epochs, and adversarial share 70%.
         "fgsm_rs_70pct_20ep": variant(adv_ratio=0.7, phases=phases(15, 20)),
+        # The same, ending each phase on an exponential moving average of the weights.
+        "fgsm_rs_70pct_20ep_ema": variant(adv_ratio=0.7, phases=phases(15, 20),
+                                          ema_momentum=0.995),
     }
 
 
@@ -148,6 +151,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strong", action="store_true")
     parser.add_argument("--out-name", default="robust")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows already in the results file, replacing those rerun")
     args = parser.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,9 @@ def main() -> None:
     for item in args.bundles:
         name, _, folder = item.partition("=")
         jobs[name] = {"bundle": folder}
-    results = {}
+    previous = RESULTS / f"{args.out_name}.json"
+    results = (json.loads(previous.read_text())["results"]
+               if args.update and previous.is_file() else {})
     for name, job in jobs.items():
         meta = json.loads((Path(job["bundle"]) / "metadata.json").read_text())
         adv = meta.get("adversarial_training", {})
@@ -169,6 +176,8 @@ def main() -> None:
                                  args.strong)}
         print(name, {k: v for k, v in results[name].items() if k != "strong"}, flush=True)
     command = "python benchmarks/robust.py " + " ".join(sys.argv[1:])
+    if args.update and previous.is_file():  # the rows kept came from the earlier command(s)
+        command = json.loads(previous.read_text())["command"] + "`, then `" + command
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out_name}.json").write_text(json.dumps(
         {"command": command, "cpu_count": os.cpu_count(), "results": results}, indent=2))
