@@ -121,6 +121,8 @@ class TrainConfig:
             or `multiworker` (machines listed in TF_CONFIG); see `deepfake_detection.distribute`.
         scale_lr: bool. Multiply learning rates by the replica count (batch_size is per
             replica, so the global batch grows with the replicas).
+        deterministic: bool. TensorFlow's op determinism (and, always, stateless per-image
+            augmentation seeds): two runs of one command give identical weights.
         backup: bool. Back up training state every epoch under `<output_dir>/backup`, so an
             interrupted run, started again with the same command, resumes there.
         export_stem: str. Also write `<stem>.keras` and legacy `<stem>.h5` (the original
@@ -167,6 +169,7 @@ class TrainConfig:
     adv_monitor_images: int = 256
     strategy: str = "default"
     scale_lr: bool = True
+    deterministic: bool = True
     backup: bool = True
     export_stem: str = "models/final_model"
 

@@ -339,6 +339,10 @@ def train(config: TrainConfig) -> Path:
     replicas = strategy.num_replicas_in_sync
     commit = bundle.git_commit()  # the code that runs, not what HEAD is when training ends
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # same seed, data, command: same model
     out = distribute.output_dir(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = image_spec(config)
