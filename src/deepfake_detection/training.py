@@ -189,6 +189,44 @@ def catastrophic_overfitting(history: dict[str, dict]) -> bool:
     return drop_pgd >= 0.2 and fgsm[best] - fgsm[last] < drop_pgd / 2
 
 
+def threat_model(config: TrainConfig) -> str:
+    """What an adversarially trained bundle was trained against, in words."""
+    if config.adv_attack == "fgsm":
+        return (f"L-inf, eps {config.adv_eps:g}/255, ART FGSM copies of {config.adv_ratio:.0%} "
+                "of the training set added (the original design)")
+    steps = (f" ({config.adv_steps} steps of {config.adv_step_size:g}/255)"
+             if config.adv_attack == "pgd" else "")
+    return f"L-inf, eps {config.adv_eps:g}/255, {config.adv_attack}{steps}, " \
+           f"{config.adv_ratio:.0%} of batches"
+
+
+def with_fgsm_copies(model, train_ds, files: data.FileList, spec: ImageSpec,
+                     config: TrainConfig, per_image: np.ndarray | None):
+    """The original design's adversarial data: ART FGSM copies (eps `adv_eps`) of a seeded
+    `adv_ratio` share of the training images, made once against the model as it is when the
+    adversarial phase starts, added to the training set. Returns (dataset, steps per epoch)."""
+    import tensorflow as tf
+
+    if config.strategy != "default":
+        raise ConfigError("--adv-attack fgsm runs on one device (--strategy default)")
+    rng = np.random.default_rng(config.seed)
+    idx = np.sort(rng.choice(len(files.paths), round(config.adv_ratio * len(files.paths)),
+                             replace=False))
+    x = np.stack([load_prepared(files.paths[i], spec) for i in idx])
+    y = files.labels[idx]
+    x_adv = attacks.generate(attacks.art_classifier(model, spec.size), "fgsm", x, y,
+                             config.adv_eps, seed=config.seed)
+    columns = (x_adv, y.astype(np.float32), *(() if per_image is None else
+                                              (per_image[idx].astype(np.float32),)))
+    total = len(files.paths) + len(idx)
+    log.info("added %d ART FGSM copies (eps %g/255) to the %d training images", len(idx),
+             config.adv_eps, len(files.paths))
+    union = train_ds.unbatch().concatenate(tf.data.Dataset.from_tensor_slices(columns))
+    union = union.shuffle(total, seed=config.seed, reshuffle_each_iteration=True)
+    return union.batch(config.batch_size).prefetch(tf.data.AUTOTUNE), -(-total //
+                                                                        config.batch_size)
+
+
 def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, weights,
               adversarial: bool = False, monitor: RobustnessMonitor | None = None,
               steps_per_epoch: int = 1, backup_dir: Path | None = None,
@@ -214,15 +252,16 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
         log.info("phase %s: base has random weights (--weights none), so it trains the whole "
                  "network instead of freezing the base", phase.name)
     set_base_trainable(model, not freeze)
-    fit_model = AdversarialModel(model, config) if adversarial else model
+    # The design's FGSM copies are in the data already; the other attacks are made per batch.
+    in_graph = adversarial and config.adv_attack != "fgsm"
+    fit_model = AdversarialModel(model, config) if in_graph else model
     _compile(fit_model, phase, steps_per_epoch, config)
     if config.strategy == "multiworker":
         distribute.patch_for_multiworker(fit_model)
     log.info("phase %s: up to %d epochs, Adam %.0e (%s), label smoothing %.2f, base %s, %s",
              phase.name, phase.epochs, phase.learning_rate, phase.schedule, phase.label_smoothing,
              "frozen" if freeze else "trainable",
-             f"adversarial ({config.adv_attack}, eps {config.adv_eps}/255, "
-             f"{config.adv_ratio:.0%} of each batch)" if adversarial else "clean batches")
+             f"adversarial ({threat_model(config)})" if adversarial else "clean batches")
     # With bad files dropped on the fly the epoch length is unknown until the first one ends;
     # Keras then warns that the input "ran out of data", which is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -396,10 +435,16 @@ def train(config: TrainConfig) -> Path:
         monitor = _robustness_monitor(model, val_files, spec, config)
         history: dict[str, Any] = {}
         adversarial_ran = False
+        with_copies = None  # the design's FGSM copies, made when the adversarial phase starts
         for phase in phases:
             adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
-            history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights,
-                                            adversarial, monitor, steps_per_epoch, backup_dir,
+            phase_ds, phase_steps = train_ds, steps_per_epoch
+            if adversarial and config.adv_attack == "fgsm" and phase.epochs > 0:
+                with_copies = with_copies or with_fgsm_copies(model, train_ds, train_files, spec,
+                                                              config, per_image)
+                phase_ds, phase_steps = with_copies
+            history[phase.name] = run_phase(model, phase, config, phase_ds, val_ds, weights,
+                                            adversarial, monitor, phase_steps, backup_dir,
                                             fit_steps)
             adversarial_ran |= phase.adversarial and bool(history[phase.name])
     train_seconds = time.time() - started
@@ -422,9 +467,7 @@ def train(config: TrainConfig) -> Path:
         "calibration": calibration,
         "adversarial_training": {
             "applied": adversarial_ran,
-            "threat_model": f"L-inf, eps {config.adv_eps}/255, {config.adv_attack}"
-            + (f" ({config.adv_steps} steps of {config.adv_step_size}/255)"
-               if config.adv_attack == "pgd" else "") + f", {config.adv_ratio:.0%} of batches",
+            "threat_model": threat_model(config),
             "catastrophic_overfitting": catastrophic_overfitting(history),
         },
         "config": config.to_dict(),
