@@ -121,7 +121,8 @@ def test_original_evaluate_script_runs_the_same_code(trained):
 def test_cli_train_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "train" / "REAL").mkdir(parents=True)
     (tmp_path / "train" / "FAKE").mkdir(parents=True)
-    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert cli.main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                     "--export", ""]) == 2
     assert "no images" in capsys.readouterr().err
 
 
