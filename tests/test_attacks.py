@@ -174,7 +174,7 @@ def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
     assert code == 0
     summary = json.loads((out / "robustness_study.json").read_text())
     assert summary["undefended"]["trained_against"] == "nothing"
-    assert "L-inf, eps 8.0/255" in summary["defended"]["trained_against"]
+    assert "L-inf, eps 8/255" in summary["defended"]["trained_against"]
     for name in ("undefended", "defended"):
         assert summary[name]["adversarial"]["sweep"]["sanity"]["perturbation_within_eps"]
     text = (out / "robustness_study.md").read_text()

@@ -380,6 +380,7 @@ class Run:
     rejected: list
     train_ds: Any
     val_ds: Any
+    val_images: Any  # the validation images once through, for calibration (never repeated)
     steps_per_epoch: int
     class_weights: dict[int, float] | None = None
     per_image: np.ndarray | None = None
@@ -412,13 +413,12 @@ def train(config: TrainConfig) -> Path:
         run.monitor = _robustness_monitor(model, run.val_files, run.spec, config)
         history, adversarial_ran = run_phases(model, run)
     train_seconds = time.time() - started
-    val_images = run.val_ds.map(lambda x, y: x)  # the cached split, never repeated
-    point = operating_point(model, val_images, run.val_files.labels, config)
+    point = operating_point(model, run.val_images, run.val_files.labels, config)
     metadata = bundle_metadata(run, point, history, adversarial_ran)
     metadata["training"] = {"wall_seconds": train_seconds,
                             "epochs": {k: len(v.get("loss", [])) for k, v in history.items()}}
     metadata["git_commit"] = commit
-    _save(model, out, metadata, history, run, next(iter(val_images)).numpy()[:32])
+    _save(model, out, metadata, history, run, next(iter(run.val_images)).numpy()[:32])
     log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
     return out
 
@@ -449,7 +449,8 @@ def prepare_run(config: TrainConfig, replicas: int = 1) -> Run:
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
     run = Run(config, spec, train_files, val_files, rejected, train_ds, val_ds,
-              -(-len(train_files.paths) // global_batch), weights, per_image, cache, replicas)
+              val_ds.map(lambda x, y: x), -(-len(train_files.paths) // global_batch), weights,
+              per_image, cache, replicas)
     if config.strategy != "default":
         _distribute_datasets(run, global_batch)
     return run
