@@ -139,6 +139,30 @@ def test_adversarial_training_runs_and_is_carried_through(tiny_dataset, tmp_path
     assert "val_pgd_acc" not in history["frozen_base"]
 
 
+def test_the_designs_fgsm_copies_are_added_to_the_training_set(tiny_dataset, tmp_path,
+                                                               caplog):
+    """`--adv-attack fgsm`: ART FGSM copies of 30% of the training images, made once when the
+    adversarial phase starts, are added (not substituted), and the fine-tune keeps them."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="deepfake_detection")
+    config = tiny_config(tiny_dataset, tmp_path / "f", export_stem="", adv_attack="fgsm",
+                         adv_monitor_images=16,
+                         phases=[PhaseConfig("frozen_base", 1, 3e-3, freeze_base=True),
+                                 PhaseConfig("adversarial", 1, 1e-3, adversarial=True),
+                                 PhaseConfig("fine_tune", 1, 1e-4)])
+    out = train(config)
+    meta = json.loads((out / "metadata.json").read_text())
+    n_train = sum(meta["data"]["train"].values())
+    added = [r.getMessage() for r in caplog.records if r.getMessage().startswith("added ")]
+    assert added == [f"added {round(0.3 * n_train)} ART FGSM copies (eps 8/255) to the "
+                     f"{n_train} training images"]  # made once, for both phases
+    assert "ART FGSM copies of 30% of the training set added" in meta["adversarial_training"][
+        "threat_model"]
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["fine_tune"]["val_pgd_acc"]) == 1
+
+
 def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
     from deepfake_detection import cli
 
@@ -150,7 +174,7 @@ def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
     assert code == 0
     summary = json.loads((out / "robustness_study.json").read_text())
     assert summary["undefended"]["trained_against"] == "nothing"
-    assert "L-inf, eps 8.0/255" in summary["defended"]["trained_against"]
+    assert "L-inf, eps 8/255" in summary["defended"]["trained_against"]
     for name in ("undefended", "defended"):
         assert summary[name]["adversarial"]["sweep"]["sanity"]["perturbation_within_eps"]
     text = (out / "robustness_study.md").read_text()

@@ -90,6 +90,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from deepfake_detection.training import check_outputs, train
 
     check_outputs(config, force=args.force)
+    if config.adv_attack == "fgsm" and any(p.adversarial and p.epochs for p in config.phases):
+        _need_art()
     _setup_logging(output_dir(config.output_dir) / "train.log")
 
     log.info("config: %s", config.to_dict())
@@ -408,8 +410,10 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
                        "(default models/final_model; '' to skip)")
     train.add_argument("--force", action="store_true",
                        help="replace a finished bundle in --out and existing export files")
-    train.add_argument("--adv-attack", choices=("fgsm_rs", "pgd"),
-                       help="attack used in adversarial training (default fgsm_rs)")
+    train.add_argument("--adv-attack", choices=("fgsm_rs", "pgd", "fgsm"),
+                       help="adversarial training: fgsm_rs (default) or pgd per batch, or fgsm "
+                       "(the original design: ART FGSM copies of --adv-ratio of the training "
+                       "set added)")
     train.add_argument("--adv-eps", type=_eps, help="adversarial-training eps: 8/255, 8 (1/255 "
                        "steps) or 0.03 (below 1: a fraction of the pixel range)")
     train.add_argument("--adv-ratio", type=float, help="adversarial share of a batch (0.3)")

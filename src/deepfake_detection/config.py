@@ -108,11 +108,15 @@ class TrainConfig:
             prior); false uses the validation split's own class mix.
         calibrate: bool. Fit a temperature on the validation split (probabilities the Detector
             reports are then calibrated, and the threshold is expressed on that scale).
-        adv_attack: str. `fgsm_rs` (FGSM from a random start, 2 passes a batch) or `pgd`.
+        adv_attack: str. `fgsm_rs` (FGSM from a random start, 2 passes a batch), `pgd` (both
+            made per batch against the current weights), or `fgsm`: the original design, ART's
+            FGSM copies of `adv_ratio` of the training set made once when the adversarial
+            phase starts and added to it.
         adv_eps: float. L-inf budget in 1/255 of the pixel range.
         adv_steps: int. PGD iterations (ignored by `fgsm_rs`).
         adv_step_size: float. PGD step in 1/255 units.
-        adv_ratio: float. Share of each batch replaced by its adversarial version.
+        adv_ratio: float. Share of each batch replaced by its adversarial version (`fgsm`:
+            share of the training set copied).
         adv_carry_through: bool. Keep adversarial batches in every phase after the adversarial
             one (the fine-tune), so the saved model is the robust one.
         adv_monitor_images: int. Validation images attacked with PGD after each adversarial
@@ -121,6 +125,8 @@ class TrainConfig:
             or `multiworker` (machines listed in TF_CONFIG); see `deepfake_detection.distribute`.
         scale_lr: bool. Multiply learning rates by the replica count (batch_size is per
             replica, so the global batch grows with the replicas).
+        deterministic: bool. TensorFlow's op determinism (and, always, stateless per-image
+            augmentation seeds): two runs of one command give identical weights.
         backup: bool. Back up training state every epoch under `<output_dir>/backup`, so an
             interrupted run, started again with the same command, resumes there.
         export_stem: str. Also write `<stem>.keras` and legacy `<stem>.h5` (the original
@@ -167,6 +173,7 @@ class TrainConfig:
     adv_monitor_images: int = 256
     strategy: str = "default"
     scale_lr: bool = True
+    deterministic: bool = True
     backup: bool = True
     export_stem: str = "models/final_model"
 

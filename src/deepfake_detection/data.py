@@ -274,13 +274,17 @@ def make_dataset(
         ds = ds.cache()
         if training:
             ds = ds.shuffle(min(len(paths), 20000), seed=seed, reshuffle_each_iteration=True)
-    if training and augment and augment.per_image:
-        fn = augment.image_fn(seed)
-        ds = ds.map(fn if labels is None else (lambda x, *rest: (fn(x), *rest)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment and augment.active:
+        # Each image draws from its own stateless seed, taken from a seeded stream that differs
+        # every epoch: augmentation is then the same on every run, however the parallel map
+        # schedules its work (a shared random generator would hand out draws in thread order).
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        fn = augment.image_fn()
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            (lambda x, key: fn(x, key)) if labels is None else
+            (lambda item, key: (fn(item[0], key), *item[1:])),
+            num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
-    if training and augment and augment.flip:
-        ds = ds.map(_random_flip(seed), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -289,7 +293,7 @@ class Augmentation:
     """Training-time augmentation of prepared (model-input-size, 0..255) images.
 
     Args:
-        flip: bool. Random horizontal flips (per batch, vectorised).
+        flip: bool. Random horizontal flips.
         shift: int. Random translation by up to this many pixels each way (reflect padding, then
             a random crop back to size): the CIFAR recipe for small from-scratch CNNs.
         blur_jpeg_p: float. Wang et al. (2020): with this probability Gaussian blur with sigma
@@ -312,19 +316,22 @@ class Augmentation:
     rescale_min: float = 0.25
 
     @property
-    def per_image(self) -> bool:
-        return self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
+    def active(self) -> bool:
+        return self.flip or self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
 
-    def image_fn(self, seed: int):
-        """A tf function on one HxWx3 float image drawing from a seeded generator."""
+    def image_fn(self):
+        """A tf function `(HxWx3 float image, seed of shape [2]) -> image`: every random choice
+        is a stateless draw from that seed, so the same seed always gives the same image."""
         import tensorflow as tf
 
-        rng = tf.random.Generator.from_seed(seed + 1)
         radius = max(1, int(np.ceil(3 * self.blur_sigma_max)))
         taps = tf.range(-radius, radius + 1, dtype=tf.float32)
 
-        def blur(image):
-            sigma = tf.maximum(rng.uniform((), 0.0, self.blur_sigma_max), 1e-3)
+        def draw(keys, i, low=0.0, high=1.0, dtype=tf.float32):
+            return tf.random.stateless_uniform((), keys[i], low, high, dtype)
+
+        def blur(image, keys):
+            sigma = tf.maximum(draw(keys, 0, 0.0, self.blur_sigma_max), 1e-3)
             kernel = tf.exp(-0.5 * tf.square(taps / sigma))
             kernel /= tf.reduce_sum(kernel)
             padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],
@@ -334,50 +341,40 @@ class Augmentation:
             out = tf.nn.depthwise_conv2d(padded, rows, (1, 1, 1, 1), "VALID")
             return tf.nn.depthwise_conv2d(out, cols, (1, 1, 1, 1), "VALID")[0]
 
-        def jpeg(image):
-            quality = rng.uniform((), self.jpeg_min, 101, dtype=tf.int32)
+        def jpeg(image, keys):
+            quality = draw(keys, 1, self.jpeg_min, 101, tf.int32)
             encoded = tf.image.adjust_jpeg_quality(tf.round(image) / 255.0, quality)
             return encoded * 255.0
 
-        def rescale(image):
+        def rescale(image, keys):
             size = tf.shape(image)[:2]
-            factor = rng.uniform((), self.rescale_min, 1.0)
+            factor = draw(keys, 2, self.rescale_min, 1.0)
             small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * factor, tf.int32), 1)
             return tf.image.resize(tf.image.resize(image, small, "bilinear", antialias=True),
                                    size, "bilinear")
 
-        def apply(image):
+        def apply(image, seed):
+            keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 10)
             size = tf.shape(image)
-            if self.rescale_p and rng.uniform(()) < self.rescale_p:
-                image = rescale(image)
+            if self.rescale_p and draw(keys, 3) < self.rescale_p:
+                image = rescale(image, keys)
             if self.shift:
                 s = self.shift
                 padded = tf.pad(image, [[s, s], [s, s], [0, 0]], mode="REFLECT")
-                dy, dx = rng.uniform((), 0, 2 * s + 1, tf.int32), rng.uniform((), 0, 2 * s + 1,
-                                                                               tf.int32)
+                dy = draw(keys, 4, 0, 2 * s + 1, tf.int32)
+                dx = draw(keys, 5, 0, 2 * s + 1, tf.int32)
                 image = padded[dy:dy + size[0], dx:dx + size[1]]
             if self.blur_jpeg_p:
-                if rng.uniform(()) < self.blur_jpeg_p:
-                    image = blur(image)
-                if rng.uniform(()) < self.blur_jpeg_p:
-                    image = jpeg(image)
+                if draw(keys, 6) < self.blur_jpeg_p:
+                    image = blur(image, keys)
+                if draw(keys, 7) < self.blur_jpeg_p:
+                    image = jpeg(image, keys)
+            if self.flip and draw(keys, 8) < 0.5:
+                image = tf.reverse(image, axis=[1])
             image = tf.clip_by_value(image, 0.0, 255.0)
             return tf.ensure_shape(image, (None, None, 3))
 
         return apply
-
-
-def _random_flip(seed: int):
-    import tensorflow as tf
-
-    rng = tf.random.Generator.from_seed(seed)
-
-    def flip(images, *rest):
-        mask = rng.uniform((tf.shape(images)[0], 1, 1, 1)) < 0.5
-        images = tf.where(mask, tf.reverse(images, axis=[2]), images)
-        return (images, *rest) if rest else images
-
-    return flip
 
 
 def download_cifake(cache_dir: str | None = None) -> Path:

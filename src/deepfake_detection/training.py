@@ -189,17 +189,53 @@ def catastrophic_overfitting(history: dict[str, dict]) -> bool:
     return drop_pgd >= 0.2 and fgsm[best] - fgsm[last] < drop_pgd / 2
 
 
-def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, weights,
-              adversarial: bool = False, monitor: RobustnessMonitor | None = None,
-              steps_per_epoch: int = 1, backup_dir: Path | None = None,
-              fit_steps: dict[str, int] | None = None) -> dict:
+def threat_model(config: TrainConfig) -> str:
+    """What an adversarially trained bundle was trained against, in words."""
+    if config.adv_attack == "fgsm":
+        return (f"L-inf, eps {config.adv_eps:g}/255, ART FGSM copies of {config.adv_ratio:.0%} "
+                "of the training set added (the original design)")
+    steps = (f" ({config.adv_steps} steps of {config.adv_step_size:g}/255)"
+             if config.adv_attack == "pgd" else "")
+    return f"L-inf, eps {config.adv_eps:g}/255, {config.adv_attack}{steps}, " \
+           f"{config.adv_ratio:.0%} of batches"
+
+
+def with_fgsm_copies(model, run: Run):
+    """The original design's adversarial data: ART FGSM copies (eps `adv_eps`) of a seeded
+    `adv_ratio` share of the training images, made once against the model as it is when the
+    adversarial phase starts, added to the training set. Returns (dataset, steps per epoch)."""
+    import tensorflow as tf
+
+    config, files, spec, per_image = run.config, run.train_files, run.spec, run.per_image
+    if config.strategy != "default":
+        raise ConfigError("--adv-attack fgsm runs on one device (--strategy default)")
+    rng = np.random.default_rng(config.seed)
+    idx = np.sort(rng.choice(len(files.paths), round(config.adv_ratio * len(files.paths)),
+                             replace=False))
+    x = np.stack([load_prepared(files.paths[i], spec) for i in idx])
+    y = files.labels[idx]
+    x_adv = attacks.generate(attacks.art_classifier(model, spec.size), "fgsm", x, y,
+                             config.adv_eps, seed=config.seed)
+    columns = (x_adv, y.astype(np.float32), *(() if per_image is None else
+                                              (per_image[idx].astype(np.float32),)))
+    total = len(files.paths) + len(idx)
+    log.info("added %d ART FGSM copies (eps %g/255) to the %d training images", len(idx),
+             config.adv_eps, len(files.paths))
+    union = run.train_ds.unbatch().concatenate(tf.data.Dataset.from_tensor_slices(columns))
+    union = union.shuffle(total, seed=config.seed, reshuffle_each_iteration=True)
+    return union.batch(config.batch_size).prefetch(tf.data.AUTOTUNE), -(-total //
+                                                                        config.batch_size)
+
+
+def run_phase(model, phase: PhaseConfig, run: Run, adversarial: bool = False) -> dict:
     """Train one phase and return its per-epoch history (empty when the phase is skipped).
 
-    With `backup_dir`, a finished phase leaves its weights and history there (a restarted run
-    skips it), and an unfinished one is backed up every epoch by BackupAndRestore (a restarted
-    run resumes it at the last finished epoch). `fit_steps` fixes steps per epoch for
-    distributed runs, where every replica must run the same number of steps.
+    With `run.backup_dir`, a finished phase leaves its weights and history there (a restarted
+    run skips it), and an unfinished one is backed up every epoch by BackupAndRestore (a
+    restarted run resumes it at the last finished epoch). `run.fit_steps` fixes steps per
+    epoch for distributed runs, where every replica must run the same number of steps.
     """
+    config, monitor, backup_dir = run.config, run.monitor, run.backup_dir
     if phase.epochs <= 0:
         log.info("phase %s: 0 epochs, skipped", phase.name)
         return {}
@@ -214,15 +250,16 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
         log.info("phase %s: base has random weights (--weights none), so it trains the whole "
                  "network instead of freezing the base", phase.name)
     set_base_trainable(model, not freeze)
-    fit_model = AdversarialModel(model, config) if adversarial else model
-    _compile(fit_model, phase, steps_per_epoch, config)
+    # The design's FGSM copies are in the data already; the other attacks are made per batch.
+    in_graph = adversarial and config.adv_attack != "fgsm"
+    fit_model = AdversarialModel(model, config) if in_graph else model
+    _compile(fit_model, phase, run.steps_per_epoch, config)
     if config.strategy == "multiworker":
         distribute.patch_for_multiworker(fit_model)
     log.info("phase %s: up to %d epochs, Adam %.0e (%s), label smoothing %.2f, base %s, %s",
              phase.name, phase.epochs, phase.learning_rate, phase.schedule, phase.label_smoothing,
              "frozen" if freeze else "trainable",
-             f"adversarial ({config.adv_attack}, eps {config.adv_eps}/255, "
-             f"{config.adv_ratio:.0%} of each batch)" if adversarial else "clean batches")
+             f"adversarial ({threat_model(config)})" if adversarial else "clean batches")
     # With bad files dropped on the fly the epoch length is unknown until the first one ends;
     # Keras then warns that the input "ran out of data", which is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -238,14 +275,14 @@ def run_phase(model, phase: PhaseConfig, config: TrainConfig, train_ds, val_ds, 
             fit_model(np.zeros((1, *model.input_shape[1:]), np.float32))
         callbacks.append(keras.callbacks.BackupAndRestore(str(phase_backup)))
     history = fit_model.fit(
-        train_ds,
-        validation_data=val_ds,
+        run.train_ds,
+        validation_data=run.val_ds,
         epochs=phase.epochs,
-        class_weight=weights,
+        class_weight=run.class_weights,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
-        **(fit_steps or {}),
+        **(run.fit_steps or {}),
     )
     result = {k: [float(v) for v in values] for k, values in history.history.items()}
     if done:
@@ -332,22 +369,68 @@ def check_outputs(config: TrainConfig, force: bool = False) -> None:
                           "replace, or choose another --out / --export ('' skips the export)")
 
 
+@dataclasses.dataclass
+class Run:
+    """What every phase of one training run shares: its config, data and checks."""
+
+    config: TrainConfig
+    spec: ImageSpec
+    train_files: data.FileList
+    val_files: data.FileList
+    rejected: list
+    train_ds: Any
+    val_ds: Any
+    val_images: Any  # the validation images once through, for calibration (never repeated)
+    steps_per_epoch: int
+    class_weights: dict[int, float] | None = None
+    per_image: np.ndarray | None = None
+    cache: bool = False
+    replicas: int = 1
+    fit_steps: dict[str, int] | None = None
+    monitor: RobustnessMonitor | None = None
+    backup_dir: Path | None = None
+
+
 def train(config: TrainConfig) -> Path:
-    """Run the whole recipe and save a bundle into `config.output_dir`; returns that folder."""
+    """Run the whole recipe and save a bundle into `config.output_dir`; returns that folder.
+
+    The steps: data -> phases -> operating point (calibration + threshold) -> bundle.
+    """
     started = time.time()
     strategy = distribute.strategy_for(config.strategy)  # first: before any TensorFlow work
-    replicas = strategy.num_replicas_in_sync
     commit = bundle.git_commit()  # the code that runs, not what HEAD is when training ends
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # same seed, data, command: same model
     out = distribute.output_dir(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    run = prepare_run(config, strategy.num_replicas_in_sync)
+    run.backup_dir = _backup_dir(out, config) if config.backup else None
+    with strategy.scope():
+        model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
+        run.monitor = _robustness_monitor(model, run.val_files, run.spec, config)
+        history, adversarial_ran = run_phases(model, run)
+    train_seconds = time.time() - started
+    point = operating_point(model, run.val_images, run.val_files.labels, config)
+    metadata = bundle_metadata(run, point, history, adversarial_ran)
+    metadata["training"] = {"wall_seconds": train_seconds,
+                            "epochs": {k: len(v.get("loss", [])) for k, v in history.items()}}
+    metadata["git_commit"] = commit
+    _save(model, out, metadata, history, run, next(iter(run.val_images)).numpy()[:32])
+    log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
+    return out
+
+
+def prepare_run(config: TrainConfig, replicas: int = 1) -> Run:
+    """Splits, cache decision, class or source balance, and the train/validation datasets."""
     spec = image_spec(config)
     global_batch = config.batch_size * replicas
     if replicas > 1 or config.strategy != "default":
         log.info("strategy %s: %d replica(s), global batch %d (%d per replica), learning rates "
                  "x%d", config.strategy, replicas, global_batch, config.batch_size,
                  replicas if config.scale_lr else 1)
-
     train_files, val_files, rejected = _resolve_splits(config)
     log.info("train %s, validation %s, rejected %d file(s)",
              train_files.counts(), val_files.counts(), len(rejected))
@@ -358,7 +441,6 @@ def train(config: TrainConfig) -> Path:
              "memory" if cache else "off", cache_mb, config.cache_limit_mb)
     weights = data.class_weights(train_files.labels) if config.class_balance == "weights" else None
     log.info("class balance: %s %s", config.class_balance, weights or "")
-
     per_image = (data.source_weights(train_files.paths, train_files.labels)
                  if config.class_balance == "source" else None)
     train_ds = data.make_dataset(train_files.paths, train_files.labels, spec, global_batch,
@@ -366,97 +448,113 @@ def train(config: TrainConfig) -> Path:
                                  augment=augmentation(config), sample_weights=per_image)
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
-    val_images = val_ds.map(lambda x, y: x)  # calibration reuses the cache, never repeated
-    steps_per_epoch = -(-len(train_files.paths) // global_batch)
-    fit_steps = None
+    run = Run(config, spec, train_files, val_files, rejected, train_ds, val_ds,
+              val_ds.map(lambda x, y: x), -(-len(train_files.paths) // global_batch), weights,
+              per_image, cache, replicas)
     if config.strategy != "default":
-        # Replicas must agree on the number of steps: repeat and fix the epoch length (each
-        # epoch still sees every training image about once).
-        steps_per_epoch = max(1, len(train_files.paths) // global_batch)
-        fit_steps = {"steps_per_epoch": steps_per_epoch,
-                     "validation_steps": max(1, len(val_files.paths) // global_batch)}
-        train_ds, val_ds = train_ds.repeat(), val_ds.repeat()
-        if config.strategy == "multiworker":  # each worker keeps its share of the elements
-            import tensorflow as tf
+        _distribute_datasets(run, global_batch)
+    return run
 
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = (
-                tf.data.experimental.AutoShardPolicy.DATA)
-            train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
-    phases = [dataclasses.replace(p, learning_rate=p.learning_rate * replicas)
-              if config.scale_lr else p for p in config.phases]
-    backup_dir = _backup_dir(out, config) if config.backup else None
 
-    with strategy.scope():
-        model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
-        monitor = _robustness_monitor(model, val_files, spec, config)
-        history: dict[str, Any] = {}
-        adversarial_ran = False
-        for phase in phases:
-            adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
-            history[phase.name] = run_phase(model, phase, config, train_ds, val_ds, weights,
-                                            adversarial, monitor, steps_per_epoch, backup_dir,
-                                            fit_steps)
-            adversarial_ran |= phase.adversarial and bool(history[phase.name])
-    train_seconds = time.time() - started
+def _distribute_datasets(run: Run, global_batch: int) -> None:
+    """Replicas must agree on the number of steps: repeat and fix the epoch length (each epoch
+    still sees every training image about once); multiworker shards by element."""
+    run.steps_per_epoch = max(1, len(run.train_files.paths) // global_batch)
+    run.fit_steps = {"steps_per_epoch": run.steps_per_epoch,
+                     "validation_steps": max(1, len(run.val_files.paths) // global_batch)}
+    run.train_ds, run.val_ds = run.train_ds.repeat(), run.val_ds.repeat()
+    if run.config.strategy == "multiworker":
+        import tensorflow as tf
 
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        run.train_ds = run.train_ds.with_options(options)
+        run.val_ds = run.val_ds.with_options(options)
+
+
+def run_phases(model, run: Run) -> tuple[dict[str, Any], bool]:
+    """Every phase in order; returns the per-phase history and whether adversarial training
+    ran (then later phases stay adversarial with `adv_carry_through`)."""
+    config = run.config
+    history: dict[str, Any] = {}
+    adversarial_ran = False
+    with_copies = None  # the design's FGSM copies, made when the adversarial phase starts
+    for phase in config.phases:
+        if config.scale_lr:
+            phase = dataclasses.replace(phase, learning_rate=phase.learning_rate * run.replicas)
+        adversarial = phase.adversarial or (adversarial_ran and config.adv_carry_through)
+        phase_run = run
+        if adversarial and config.adv_attack == "fgsm" and phase.epochs > 0:
+            with_copies = with_copies or with_fgsm_copies(model, run)
+            phase_run = dataclasses.replace(run, train_ds=with_copies[0],
+                                            steps_per_epoch=with_copies[1])
+        history[phase.name] = run_phase(model, phase, phase_run, adversarial)
+        adversarial_ran |= phase.adversarial and bool(history[phase.name])
+    return history, adversarial_ran
+
+
+def operating_point(model, val_images, labels: np.ndarray, config: TrainConfig) -> dict:
+    """Temperature (calibration) and the decision threshold, both from the validation split;
+    the threshold is chosen on calibrated probabilities, the scale the Detector reports."""
     val_logits = predict_logits(model, val_images)
-    calibration = calibrate(val_files.labels, val_logits, config.calibrate)
-    # The threshold is chosen on calibrated probabilities, the scale the Detector reports.
+    calibration = calibrate(labels, val_logits, config.calibrate)
     val_probs = expit(val_logits / calibration["temperature"])
-    threshold = best_f1_threshold(val_files.labels, val_probs, config.threshold_balanced)
+    threshold = best_f1_threshold(labels, val_probs, config.threshold_balanced)
     log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration["temperature"],
              calibration["val_ece_before"], calibration["val_ece_after"])
     log.info("threshold %.4f (%s)", threshold["value"], threshold["rule"])
-    check_batch = next(iter(val_images)).numpy()[:32]
+    return {"calibration": calibration, "threshold": threshold, "val_probs": val_probs}
 
-    metadata = {
+
+def bundle_metadata(run: Run, point: dict, history: dict, adversarial_ran: bool) -> dict:
+    """Everything a consumer of the bundle needs to reproduce and judge a prediction."""
+    config, labels, probs = run.config, run.val_files.labels, point["val_probs"]
+    return {
         "architecture": config.arch,
-        "image_spec": spec.to_dict(),
+        "image_spec": run.spec.to_dict(),
         "class_names": list(data.CLASS_NAMES),
-        "threshold": threshold,
-        "calibration": calibration,
+        "threshold": point["threshold"],
+        "calibration": point["calibration"],
         "adversarial_training": {
             "applied": adversarial_ran,
-            "threat_model": f"L-inf, eps {config.adv_eps}/255, {config.adv_attack}"
-            + (f" ({config.adv_steps} steps of {config.adv_step_size}/255)"
-               if config.adv_attack == "pgd" else "") + f", {config.adv_ratio:.0%} of batches",
+            "threat_model": threat_model(config),
             "catastrophic_overfitting": catastrophic_overfitting(history),
         },
         "config": config.to_dict(),
-        "distribution": {"strategy": config.strategy, "replicas": replicas,
-                         "global_batch": global_batch},
+        "distribution": {"strategy": config.strategy, "replicas": run.replicas,
+                         "global_batch": config.batch_size * run.replicas},
         "data": {
-            "train": train_files.counts(),
-            "validation": val_files.counts(),
-            "train_sources": dict(Counter(data.group_of(p) for p in train_files.paths)),
-            "rejected_files": [{"path": p, "reason": r} for p, r in rejected],
-            "class_weights": weights,
-            "cache": "memory" if cache else "off",
+            "train": run.train_files.counts(),
+            "validation": run.val_files.counts(),
+            "train_sources": dict(Counter(data.group_of(p) for p in run.train_files.paths)),
+            "rejected_files": [{"path": p, "reason": r} for p, r in run.rejected],
+            "class_weights": run.class_weights,
+            "cache": "memory" if run.cache else "off",
         },
         "validation_metrics": {
-            "at_threshold": classification_metrics(val_files.labels, val_probs,
-                                                   threshold["value"]),
-            "at_0.5": classification_metrics(val_files.labels, val_probs, 0.5),
-            **ranking_metrics(val_files.labels, val_probs),
+            "at_threshold": classification_metrics(labels, probs, point["threshold"]["value"]),
+            "at_0.5": classification_metrics(labels, probs, 0.5),
+            **ranking_metrics(labels, probs),
         },
-        "training": {"wall_seconds": train_seconds,
-                     "epochs": {k: len(v.get("loss", [])) for k, v in history.items()}},
         "versions": bundle.library_versions(),
-        "git_commit": commit,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _save(model, out: Path, metadata: dict, history: dict, run: Run,
+          check_batch: np.ndarray) -> None:
+    """The bundle (model, metadata, config, history), then the export the config asks for."""
+    config = run.config
     bundle.save_bundle(model, out, metadata, check_batch)
     config.save(out / bundle.CONFIG_FILE)
     (out / bundle.HISTORY_FILE).write_text(json.dumps(history, indent=2))
-    if backup_dir:
-        shutil.rmtree(backup_dir, ignore_errors=True)  # the bundle is complete
+    if run.backup_dir:
+        shutil.rmtree(run.backup_dir, ignore_errors=True)  # the bundle is complete
     if config.export_stem and distribute.is_chief():
         saved = bundle.read_metadata(out / bundle.METADATA_FILE)
         for path in bundle.export_model(model, config.export_stem, check_batch, saved):
             log.info("exported %s", path)
-    log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
-    return out
 
 
 def _bundle_splits(bundle_dir: str | Path):
