@@ -192,3 +192,34 @@ def test_attacks_without_art_is_a_one_line_error_before_any_work(monkeypatch, ca
                         lambda name, *rest: None if name == "art" else real(name, *rest))
     assert cli.main(["evaluate", "--attacks", "--data", "nowhere"]) == 2
     assert 'pip install -e ".[attacks]"' in capsys.readouterr().err
+
+
+def test_the_strongest_check_is_a_worst_case_per_image(batch):
+    """APGD-CE, APGD-margin, PGD-50 and Square: an image is robust only if all fail, so the
+    robust accuracy is at most every single attack's, and every perturbation stays in eps."""
+    detector, x, y = batch
+    result = robustness.strongest(detector, x[:12], y[:12], 8.0, progress=False)
+    accuracies = [a["accuracy"] for a in result["attacks"]]
+    assert [a["attack"] for a in result["attacks"]] == list(attacks.STRONG_ATTACKS)
+    assert result["robust_accuracy"] <= min(accuracies) <= result["clean_accuracy"]
+    assert all(a["perturbation"]["within_eps"] for a in result["attacks"])
+    assert "worst case per image" in result["threat_model"]
+
+
+def test_evaluate_writes_the_attack_results_into_the_model_card(tiny_bundle, tmp_path, capsys):
+    import shutil
+
+    from deepfake_detection import cli
+
+    bundle_copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle[1], bundle_copy)
+    code = cli.main(["evaluate", "--model", str(bundle_copy), "--data",
+                     str(tiny_bundle[0] / "data"), "--attacks", "--attack-subset", "8",
+                     "--pgd-steps", "2", "--eps", "0.05", "--model-card"])
+    assert code == 0
+    card = (bundle_copy / "model_card.md").read_text()
+    assert "## Under attack" in card and "PGD-2 accuracy" in card
+    assert f"train --config {bundle_copy / 'config.json'}" in card
+    report = (bundle_copy / "report" / "report.md").read_text()
+    assert "12.75/255 (given as 0.05, a fraction of the 0..255 pixel range)" in report
+    assert "scenarios_confusion.png" in report

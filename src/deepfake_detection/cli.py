@@ -235,14 +235,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         _need_art()
         attack = {"eps255": parse_eps(args.eps), "eps_given": describe_eps(args.eps),
-                  "subset": args.attack_subset, "pgd_steps": args.pgd_steps, "seed": args.seed}
+                  "subset": args.attack_subset, "pgd_steps": args.pgd_steps, "seed": args.seed,
+                  "strongest_suite": args.strongest}
     if args.baseline and not args.perturbations:
         from deepfake_detection.data import DataError
 
         raise DataError("--baseline compares perturbation batteries: add --perturbations")
-    _evaluate(model, _data_dir(args), out, args.batch_size, attack, args.perturbations,
-              args.baseline)
+    report = _evaluate(model, _data_dir(args), out, args.batch_size, attack,
+                       args.perturbations, args.baseline)
+    if args.model_card:
+        _write_model_card(model, report, args.argv)
     return 0
+
+
+def _write_model_card(model: str | None, report: dict, argv: list[str]) -> None:
+    """The bundle's model card from this evaluation (the command is recorded in it)."""
+    from deepfake_detection.bundle import read_metadata
+    from deepfake_detection.detectors import resolve
+    from deepfake_detection.evaluation import render_model_card
+
+    folder = resolve(model)
+    metadata = read_metadata(folder / "metadata.json")
+    command = (f"deepfake-detection train --config {folder / 'config.json'} --out "
+               f"runs/{folder.name} && deepfake-detection " + shlex.join(argv))
+    (folder / "model_card.md").write_text(render_model_card(metadata, report, command))
+    print(f"model card: {folder / 'model_card.md'}")
 
 
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
@@ -496,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--attack-subset", type=_bounded(int, 0), default=0, metavar="N",
                           help="attack a seeded, balanced subset of N test images (0 = all)")
     evaluate.add_argument("--pgd-steps", type=POSITIVE, default=10)
+    evaluate.add_argument("--strongest", action="store_true",
+                          help="with --attacks: also APGD-CE, APGD-margin, PGD-50 x3 and Square "
+                          "at 2, 4 and 8/255, worst case per image (slow)")
+    evaluate.add_argument("--model-card", action="store_true",
+                          help="(re)write the bundle's model_card.md from this evaluation")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--baseline", metavar="BUNDLE",
                           help="with --perturbations: also run the battery on this bundle (e.g. "

@@ -403,7 +403,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _render_adversarial(adversarial: dict[str, Any]) -> list[str]:
-    from deepfake_detection.robustness import render_sweep
+    from deepfake_detection.robustness import render_strongest, render_sweep
 
     s = adversarial["scenarios"]
     lines = ["", "## Adversarial robustness", "", f"Scenarios ({s['threat_model']}):", "",
@@ -414,9 +414,9 @@ def _render_adversarial(adversarial: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {at['n']} | {at['accuracy']:.4f} | {at['precision']:.4f} | "
                      f"{at['recall']:.4f} | {at['f1']:.4f} | {m['roc_auc']:.4f} |")
     lines += ["", "![confusion matrix per scenario](scenarios_confusion.png)"]
-    return lines + ["", "Sweep (white-box, L-inf, untargeted, true labels; PGD from a random "
-                    "start with step 2.5*eps/steps):", ""] + render_sweep("detector",
-                                                                          adversarial["sweep"])
+    lines += ["", "Sweep (white-box, L-inf, untargeted, true labels; PGD from a random start "
+              "with step 2.5*eps/steps):", ""] + render_sweep("detector", adversarial["sweep"])
+    return lines + render_strongest(adversarial.get("strongest", {}))
 
 
 def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
@@ -471,9 +471,25 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
             lines.append(f"| {family} | {lo['level']:g}: {lo['accuracy']:.3f} / "
                          f"{lo['roc_auc']:.3f} | {hi['level']:g}: {hi['accuracy']:.3f} / "
                          f"{hi['roc_auc']:.3f} |")
+    if "adversarial" in report:
+        lines += _card_attacks(report["adversarial"])
     lines += ["", "## Limits", "", *_limits(metadata),
               "- A probability is evidence, not proof; do not use it alone to accuse anyone."]
     return "\n".join(lines) + "\n"
+
+
+def _card_attacks(adversarial: dict[str, Any]) -> list[str]:
+    """Under attack, for the card: PGD accuracy per eps and, when run, the strongest check."""
+    from deepfake_detection.robustness import render_strongest
+
+    sweep = adversarial["sweep"]
+    pgd = [r for r in sweep["rows"] if r["attack"] == "pgd"]
+    lines = ["", f"## Under attack (white-box, L-inf, untargeted, true labels; {sweep['n']} "
+             "test images)", "", "| eps/255 | " + " | ".join(f"{r['eps_255']:g}" for r in pgd)
+             + " |", "|---|" + "---|" * len(pgd),
+             f"| PGD-{sweep['pgd_steps']} accuracy | "
+             + " | ".join(f"{r['accuracy']:.4f}" for r in pgd) + " |"]
+    return lines + render_strongest(adversarial.get("strongest", {}))
 
 
 def _limits(metadata: dict[str, Any]) -> list[str]:

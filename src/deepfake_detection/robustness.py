@@ -200,9 +200,13 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
                             "per image"}
 
 
+STRONGEST_EPS = (2.0, 4.0, 8.0)
+
+
 def evaluate_attacks(detector: Detector, paths: list[str], labels: np.ndarray, eps255: float,
                      subset: int = 0, pgd_steps: int = 10, seed: int = 0,
-                     progress: bool = True, eps_given: str | None = None) -> dict[str, Any]:
+                     progress: bool = True, eps_given: str | None = None,
+                     strongest_suite: bool = False) -> dict[str, Any]:
     """Scenarios at `eps255` and the sweep on a seeded, class-stratified subset of a split."""
     rng = np.random.default_rng(seed)
     idx = np.arange(len(paths))
@@ -212,12 +216,31 @@ def evaluate_attacks(detector: Detector, paths: list[str], labels: np.ndarray, e
     x = np.stack([detector.prepare(paths[i])[0] for i in idx])
     y = labels[idx].astype(np.int64)
     classifier = decision_classifier(detector)
-    return {
+    result = {
         "scenarios": scenarios(detector, x, y, eps255, seed=seed, classifier=classifier,
                                eps_given=eps_given),
         "sweep": sweep(detector, x, y, pgd_steps=pgd_steps, seed=seed, progress=progress,
                        classifier=classifier),
     }
+    if strongest_suite:
+        result["strongest"] = {f"{e:g}": strongest(detector, x, y, e, seed=seed,
+                                                    progress=progress) for e in STRONGEST_EPS}
+    return result
+
+
+def render_strongest(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The strongest suite per eps: each attack's accuracy and the worst case per image."""
+    if not results:
+        return []
+    first = next(iter(results.values()))
+    names = [a["attack"] for a in first["attacks"]]
+    lines = ["", f"Strongest check ({first['threat_model']}; {first['n']} images):", "",
+             "| eps/255 | " + " | ".join(names) + " | robust accuracy (worst case) |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for eps, r in results.items():
+        lines.append(f"| {eps} | " + " | ".join(f"{a['accuracy']:.4f}" for a in r["attacks"])
+                     + f" | **{r['robust_accuracy']:.4f}** |")
+    return lines
 
 
 def render_study(reports: dict[str, dict[str, Any]], threat_models: dict[str, str],
