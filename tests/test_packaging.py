@@ -45,3 +45,24 @@ def test_readme_front_matter_deploys_app_py_on_spaces():
     spec = next(line for line in (REPO / "requirements.txt").read_text().splitlines()
                 if line.startswith("gradio"))
     assert spec == f"gradio>={major},<{major + 1}"
+
+
+def test_every_expected_failure_shares_one_base_the_cli_catches():
+    """One except clause in the CLI covers them all; each still is a ValueError (or, for the
+    cluster runner, a RuntimeError) for code that caught those before."""
+    from deepfake_detection import bundle, config, data, export, imaging, models, outputs, scan
+    from deepfake_detection.errors import DetectionError
+    from deepfake_detection.models import torch_checkpoint
+
+    errors = [config.ConfigError, data.DataError, imaging.ImageError, bundle.BundleError,
+              models.ModelError, torch_checkpoint.CheckpointError, scan.ScanError,
+              export.ExportError, outputs.OutputError]
+    assert all(issubclass(e, DetectionError) for e in errors)
+    assert all(issubclass(e, ValueError) for e in errors if e is not scan.ScanError)
+
+
+def test_the_version_has_one_source():
+    import deepfake_detection
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert deepfake_detection.__version__ == project["version"]

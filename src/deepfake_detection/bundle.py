@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from scipy.special import expit
 
+from deepfake_detection.errors import DetectionError
+
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -24,7 +26,7 @@ HISTORY_FILE = "history.json"
 RELOAD_TOLERANCE = 1e-5
 
 
-class BundleError(ValueError):
+class BundleError(DetectionError, ValueError):
     """A bundle that is missing, incomplete, or does not reload to the same predictions."""
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from deepfake_detection import outputs
+from deepfake_detection.errors import DetectionError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
@@ -606,18 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in model cards as the command that made them
-    from deepfake_detection.bundle import BundleError
-    from deepfake_detection.config import ConfigError
-    from deepfake_detection.data import DataError
-    from deepfake_detection.export import ExportError
-    from deepfake_detection.imaging import ImageError
-    from deepfake_detection.models import ModelError
-    from deepfake_detection.scan import ScanError
-
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, ImageError, BundleError, ModelError, ScanError,
-            ExportError, outputs.OutputError) as error:
+    except DetectionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `predict ... | head -1`: the reader left; stop quietly

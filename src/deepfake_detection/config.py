@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepfake_detection.errors import DetectionError
 
-class ConfigError(ValueError):
+
+class ConfigError(DetectionError, ValueError):
     """A configuration value that cannot work; the message names it."""
 
 

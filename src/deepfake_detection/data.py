@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detection.errors import DetectionError
 from deepfake_detection.imaging import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -31,7 +32,7 @@ CLASS_NAMES = ("REAL", "FAKE")
 CIFAKE_HANDLE = "birdy654/cifake-real-and-ai-generated-synthetic-images"
 
 
-class DataError(ValueError):
+class DataError(DetectionError, ValueError):
     """A data folder that cannot be used as given; the message says how to fix it."""
 
 

@@ -19,12 +19,13 @@ import keras
 import numpy as np
 
 from deepfake_detection.detector import Detector
+from deepfake_detection.errors import DetectionError
 
 FORMATS = ("savedmodel", "tflite")
 TOLERANCE = 1e-5
 
 
-class ExportError(ValueError):
+class ExportError(DetectionError, ValueError):
     """An export that cannot be written or does not reproduce the detector's probabilities."""
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from deepfake_detection.errors import DetectionError
+
 # The pixel budget of one image, read from its header before anything is decoded: a real
 # 10000x10000 photo (100 MP) passes, a 280 KB PNG that claims 17000x17000 (289 MP, 4.3 GB once
 # decoded) is refused. Memory is then bounded by the images decoded at once, whatever a folder
@@ -41,7 +43,7 @@ _RESAMPLE = {
 FITS = ("center_crop", "squash", "native")
 
 
-class ImageError(ValueError):
+class ImageError(DetectionError, ValueError):
     """An input that cannot be read as an image; the message says which and why."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from deepfake_detection.errors import DetectionError
 from deepfake_detection.imaging import IMAGE_SUFFIXES
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
@@ -25,7 +26,7 @@ VERDICTS = ("real", "uncertain", "fake", "error")
 FILE_ERRORS = "surrogateescape"
 
 
-class OutputError(ValueError):
+class OutputError(DetectionError, ValueError):
     """An output that cannot be written, or would destroy something; the message says why."""
 
 

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from deepfake_detection.data import iter_inputs
+from deepfake_detection.errors import DetectionError
 from deepfake_detection.outputs import VERDICTS, count_verdicts, open_output, write_stream
 
 
-class ScanError(RuntimeError):
+class ScanError(DetectionError, RuntimeError):
     """The cluster runner cannot start (Ray missing, cluster unreachable)."""
 
 

@@ -12,12 +12,14 @@ from collections.abc import Callable
 
 import keras
 
+from deepfake_detection.errors import DetectionError
+
 HEAD_PREFIX = "head_"
 _STAGE_OUT = re.compile(r"^(stage\d+)_block\d+_out$")
 _REGISTRY: dict[str, Callable[..., keras.Model]] = {}
 
 
-class ModelError(ValueError):
+class ModelError(DetectionError, ValueError):
     """A model that cannot be built as asked (unknown name, unreachable weights)."""
 
 

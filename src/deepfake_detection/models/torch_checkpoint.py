@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detection.errors import DetectionError
+
 _MAGIC = 0x1950A86A20F9469CFC6C
 _DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -29,7 +31,7 @@ _DTYPES = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DetectionError, ValueError):
     """A file that is not a PyTorch checkpoint this reader understands."""
 
 
