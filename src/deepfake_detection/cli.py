@@ -482,6 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepfake-detection",
         description="Tell real photographs from AI-generated images, and show the evidence.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_training_commands, _add_evaluate_command, _add_bundle_commands,
+                _add_checking_commands):
+        add(sub)
+    return parser
+
+
+def _add_training_commands(sub) -> None:
+    """train and robustness-study."""
 
     train = sub.add_parser("train", help="train a detector and save a bundle")
     _add_train_args(train)
@@ -500,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--pgd-steps", type=POSITIVE, default=10)
     study.set_defaults(func=cmd_robustness_study)
 
+
+def _add_evaluate_command(sub) -> None:
+    """evaluate: reports, attacks, the battery, model cards."""
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
     evaluate.add_argument("--model", help="cifake (default), native, robust or a bundle folder")
@@ -527,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="add the JPEG/blur/noise/rescale/crop battery")
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def _add_bundle_commands(sub) -> None:
+    """Commands that update or convert a bundle: calibrate, novelty, export, models."""
     calibrate = sub.add_parser("calibrate", help="fit temperature scaling for a bundle on its "
                                "own validation split (decisions unchanged)")
     calibrate.add_argument("--model", required=True, help="bundle folder to update")
@@ -537,6 +551,22 @@ def build_parser() -> argparse.ArgumentParser:
     novelty.add_argument("--model", required=True, help="bundle folder to update")
     novelty.set_defaults(func=cmd_novelty)
 
+    export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
+                            "TFLite file that returns its calibrated P(FAKE), checked")
+    export.add_argument("--model", default="cifake", help="cifake (default), native, robust or "
+                        "a bundle folder")
+    export.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
+    export.add_argument("--out", required=True, help="SavedModel folder or .tflite file; "
+                        "the metadata (threshold, image spec) goes beside it as OUT.json")
+    export.add_argument("--force", action="store_true", help="replace existing files")
+    export.set_defaults(func=cmd_export)
+
+    models = sub.add_parser("models", help="list the registered architectures")
+    models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)
+
+
+def _add_checking_commands(sub) -> None:
+    """Commands that check images: predict, scan, app."""
     predict = sub.add_parser("predict", help="score image files, folders or globs")
     predict.add_argument("paths", nargs="+", help="image files, folders (recursive) or globs")
     predict.add_argument("--model", default="auto", help=MODEL_HELP)
@@ -580,20 +610,6 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--port", type=int, help="default: Gradio's (7860 or the next free)")
     app.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     app.set_defaults(func=cmd_app)
-
-    export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
-                            "TFLite file that returns its calibrated P(FAKE), checked")
-    export.add_argument("--model", default="cifake", help="cifake (default), native, robust or "
-                        "a bundle folder")
-    export.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
-    export.add_argument("--out", required=True, help="SavedModel folder or .tflite file; "
-                        "the metadata (threshold, image spec) goes beside it as OUT.json")
-    export.add_argument("--force", action="store_true", help="replace existing files")
-    export.set_defaults(func=cmd_export)
-
-    models = sub.add_parser("models", help="list the registered architectures")
-    models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)
-    return parser
 
 
 def _list_models() -> list[str]:
