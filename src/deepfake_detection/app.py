@@ -13,8 +13,9 @@ from typing import Any
 
 from deepfake_detection import detectors, provenance
 from deepfake_detection.checking import join
-from deepfake_detection.detector import Detector, overlay, regions_overlay
+from deepfake_detection.detector import Detector
 from deepfake_detection.detectors import AutoDetector
+from deepfake_detection.explain import gradcam, overlay, regions_overlay
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
 
 MAX_FILE_SIZE = "25mb"
@@ -69,7 +70,7 @@ def _evidence(detector: Detector, path: str):
         result = detector.predict(rgb)
         result.source = path
         return result, regions_overlay(rgb, result.regions or [], result.threshold)
-    cam, result, image = detector.gradcam(path)
+    cam, result, image = gradcam(detector, path)
     return result, overlay(image, cam)
 
 

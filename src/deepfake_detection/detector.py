@@ -91,7 +91,6 @@ class Detector:
         self.uncertain_margin = uncertain_margin
         self.bundle_dir: Path | None = None  # set by `load`; where the model card lives
         self.name = str(metadata.get("name", "detector"))
-        self._cam_model = None  # built on first Grad-CAM request
         self.novelty = novelty
         both = model if novelty is None else keras.Model(
             model.inputs, [model.output, feature_output(model, novelty.layers)])
@@ -299,34 +298,6 @@ class Detector:
         result.tiles = [float(p) for p in probs[1:]]
         return result
 
-    def gradcam(self, source: ImageSource) -> tuple[np.ndarray, Prediction, np.ndarray]:
-        """Grad-CAM (Selvaraju et al. 2017) for the verdict, at the model's input resolution.
-
-        Returns a heatmap in 0..1 showing which regions pushed the score towards the predicted
-        class (FAKE: +logit, REAL: -logit), the prediction itself, and the model-input image
-        the heatmap belongs to (for `overlay`).
-        """
-        import tensorflow as tf
-
-        image, warnings = self.prepare(source)
-        if self._cam_model is None:
-            import keras
-
-            layer = self.model.get_layer(gradcam_layer_name(self.model))
-            self._cam_model = keras.Model(self.model.inputs, [layer.output, self.model.output])
-        x = tf.constant(image[None])
-        with tf.GradientTape() as tape:
-            features, logit = self._cam_model(x, training=False)
-            prob = float(self.calibrated(float(logit[0, 0])))
-            target = logit[0, 0] if prob >= self.threshold else -logit[0, 0]
-        grads = tape.gradient(target, features)[0]
-        weights = tf.reduce_mean(grads, axis=(0, 1))
-        cam = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1))
-        cam = tf.image.resize(cam[..., None], (self.spec.size, self.spec.size), "bilinear")
-        cam = cam.numpy()[..., 0]
-        cam = cam / cam.max() if cam.max() > 0 else cam
-        return cam, self._result(_source_name(source, 0), float(prob), warnings), image
-
     def _score_chunk(self, loaded: list) -> Iterator[Prediction]:
         good = [row for row in loaded if row[4] is None]
         logits, novelty = (self.scores(np.concatenate([row[1] for row in good])) if good
@@ -348,62 +319,3 @@ def _spread(length: int, size: int) -> list[int]:
     if count == 1:
         return [(length - size) // 2]
     return [round(i * (length - size) / (count - 1)) for i in range(count)]
-
-
-def overlay(image: np.ndarray, cam: np.ndarray, display: int = 256, alpha: float = 0.45):
-    """Blend a Grad-CAM heatmap over the model's view of the image, enlarged for display."""
-    from matplotlib import colormaps
-    from PIL import Image
-
-    base = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).resize(
-        (display, display), Image.Resampling.NEAREST)
-    heat = (colormaps["jet"](cam)[..., :3] * 255).astype(np.uint8)
-    heat = Image.fromarray(heat).resize((display, display), Image.Resampling.BILINEAR)
-    return Image.blend(base, heat, alpha)
-
-
-def regions_overlay(rgb: np.ndarray, regions: list[dict[str, Any]], threshold: float,
-                    display: int = 512):
-    """The whole image (longest side `display`) with each scored crop outlined and tinted:
-    red for crops that look generated, green for real, opacity by distance from the threshold.
-    """
-    from PIL import Image, ImageDraw
-
-    image = Image.fromarray(rgb).convert("RGBA")
-    scale = display / max(image.size)
-    if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)),
-                              max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
-    else:
-        scale = 1.0
-    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    for region in regions:
-        box = [round(v * scale) for v in region["box"]]
-        prob = region["prob_fake"]
-        colour = (220, 40, 40) if prob >= threshold else (40, 180, 60)
-        strength = int(40 + 120 * min(1.0, abs(prob - threshold) / max(threshold, 1 - threshold)))
-        draw.rectangle(box, fill=(*colour, strength), outline=(*colour, 255), width=3)
-        draw.text((box[0] + 6, box[1] + 4), f"{prob:.0%}", fill=(255, 255, 255, 255))
-    return Image.alpha_composite(image, layer).convert("RGB")
-
-
-def gradcam_layer_name(model, min_side: int = 4) -> str:
-    """The last feature map at least `min_side` pixels wide (or the last one at all).
-
-    The head's own input is the natural Grad-CAM layer, but EfficientNetB2 at 32x32 shrinks it
-    to 1x1, which localises nothing; walking back to a 4x4 map keeps the heatmap informative.
-    """
-    from deepfake_detection.models import feature_layer_name
-
-    names = [layer.name for layer in model.layers]
-    last = names.index(feature_layer_name(model))
-    fallback = names[last]
-    for name in reversed(names[: last + 1]):
-        layer = model.get_layer(name)
-        if type(layer).__name__ == "ZeroPadding2D":  # padded borders are not image regions
-            continue
-        shape = layer.output.shape
-        if len(shape) == 4 and shape[1] is not None and shape[1] >= min_side:
-            return name
-    return fallback

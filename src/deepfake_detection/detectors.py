@@ -95,9 +95,6 @@ class AutoDetector:
     def predict(self, source: ImageSource) -> Prediction:
         return self.choose(source).predict(source)
 
-    def gradcam(self, source: ImageSource):
-        return self.choose(source).gradcam(source)
-
     def predict_tiles(self, source: ImageSource, grid: int = 2) -> Prediction:
         detector = self.choose(source)
         return detector.predict(source) if detector.native else detector.predict_tiles(
