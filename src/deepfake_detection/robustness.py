@@ -40,7 +40,8 @@ def scenarios(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float,
     classifier = classifier or decision_classifier(detector)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x), max(2, round(fraction * len(x))), replace=False))
-    x_adv = attacks.generate(classifier, "fgsm", x[idx], y[idx], eps255, seed=seed)
+    x_adv = attacks.generate(classifier, "fgsm", x[idx], y[idx], eps255, seed=seed,
+                             batch_size=attacks.attack_batch(detector.spec.size))
     clean = detector.probabilities(x)
     adv = detector.probabilities(x_adv)
     eps_text = eps_given or f"{eps255:g}/255"
@@ -84,7 +85,8 @@ def sweep(detector: Detector, x: np.ndarray, y: np.ndarray, eps_list=SWEEP_EPS,
     jobs = [(kind, eps) for eps in eps_list for kind in ("fgsm", "pgd")]
     for kind, eps in tqdm(jobs, desc="attacks", disable=not progress):
         steps = {"steps": pgd_steps} if kind == "pgd" else {}
-        x_adv = attacks.generate(classifier, kind, x, y, eps, seed=seed, **steps)
+        x_adv = attacks.generate(classifier, kind, x, y, eps, seed=seed,
+                                 batch_size=attacks.attack_batch(detector.spec.size), **steps)
         probs = detector.probabilities(x_adv)
         rounded = detector.probabilities(attacks.quantize(x_adv))
         rows.append({
@@ -185,7 +187,8 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
     for kind in tqdm(attacks.STRONG_ATTACKS, desc=f"strong attacks {eps255:g}/255",
                      disable=not progress):
         np.random.seed(seed)
-        attack = attacks.strong_attack(ce, margin, kind, eps255, square_queries=square_queries)
+        attack = attacks.strong_attack(ce, margin, kind, eps255, square_queries=square_queries,
+                                       batch_size=attacks.attack_batch(detector.spec.size))
         x_adv = attack.generate(x=np.asarray(x, np.float32),
                                 y=np.eye(2, dtype=np.float32)[y]).astype(np.float32)
         held = (detector.probabilities(x_adv) >= detector.threshold) == y.astype(bool)
