@@ -158,3 +158,11 @@ def test_train_cli_checks_before_any_work(tmp_path, capsys):
                      "--out", str(tmp_path / "run"), "--export", str(tmp_path / "final_model")])
     assert code == 2 and "pass --force" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["final_model.keras"]
+
+
+@pytest.mark.parametrize("option", [["--batch-size", "0"], ["--image-size", "0"],
+                                    ["--adv-eps", "300"], ["--adv-eps", "x"]])
+def test_train_refuses_nonsense_numbers_at_parse_time(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--data", "anywhere", *option])
+    assert exit_info.value.code == 2 and "argument" in capsys.readouterr().err
