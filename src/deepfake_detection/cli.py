@@ -257,8 +257,9 @@ def _write_model_card(model: str | None, report: dict, argv: list[str]) -> None:
 
     folder = resolve(model)
     metadata = read_metadata(folder / "metadata.json")
-    command = (f"deepfake-detection train --config {folder / 'config.json'} --out "
-               f"runs/{folder.name} && deepfake-detection " + shlex.join(argv))
+    config = os.path.relpath(folder / "config.json")  # the card travels with the repository
+    command = (f"deepfake-detection train --config {config} --out runs/{folder.name} && "
+               "deepfake-detection " + shlex.join(argv))
     (folder / "model_card.md").write_text(render_model_card(metadata, report, command))
     print(f"model card: {folder / 'model_card.md'}")
 

@@ -197,10 +197,9 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
                      "perturbation": attacks.perturbation_check(x, x_adv, eps255)})
     return {"eps_255": eps255, "n": int(len(x)), "clean_accuracy": float(correct.mean()),
             "attacks": rows, "robust_accuracy": float(robust.mean()),
-            "threat_model": f"L-inf, eps {eps255:g}/255, untargeted, true labels, white-box "
-                            "APGD-CE and APGD-margin (100 iterations), PGD-50 (3 restarts, step "
-                            f"eps/10), black-box Square ({square_queries} queries); worst case "
-                            "per image"}
+            "threat_model": "L-inf, untargeted, true labels, white-box APGD-CE and APGD-margin "
+                            "(100 iterations), PGD-50 (3 restarts, step eps/10), black-box "
+                            f"Square ({square_queries} queries); worst case per image"}
 
 
 STRONGEST_EPS = (2.0, 4.0, 8.0)
