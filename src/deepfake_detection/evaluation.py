@@ -81,15 +81,35 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
              perturbations: bool = False, baseline: Detector | None = None) -> dict[str, Any]:
     """Evaluate on a folder's test split and write metrics.json, report.md and plots.
 
-    `attack` (keys of `robustness.evaluate_attacks`: eps255, subset, pgd_steps, seed) adds the
-    adversarial scenarios and the eps sweep; `perturbations` adds the everyday-processing
+    `attack` (keys of `robustness.evaluate_attacks`: eps255, subset, pgd_steps, seed, ...) adds
+    the adversarial scenarios and the eps sweep; `perturbations` adds the everyday-processing
     battery, and `baseline` the same battery for another detector (say, the same recipe without
-    augmentation) side by side: what a training choice costs clean and buys perturbed.
+    augmentation) side by side: what a training choice costs clean and buys perturbed. (Nine
+    parameters: each is one independent part of the report a caller may ask for.)
     """
     split_dir = resolve_split(directory)
     scored = score_split(detector, split_dir, batch_size, progress)
     if len(np.unique(scored["labels"])) < 2:
         raise data.DataError(f"{split_dir}: needs readable REAL and FAKE images to evaluate")
+    report = _clean_report(detector, scored, split_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_misclassified(scored, detector.threshold, out / "misclassified.csv")
+    report["plots"] = write_plots(scored["labels"], scored["probs"], detector.threshold,
+                                  report["clean"], out, history)
+    report["plots"].append(plot_reliability(scored["labels"], scored["probs"],
+                                            detector.temperature, out / "reliability.png"))
+    if perturbations:
+        _add_battery(report, detector, scored, baseline, out)
+    if attack:
+        _add_attacks(report, detector, scored, {"progress": progress, **attack}, out)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(render_markdown(report))
+    return report
+
+
+def _clean_report(detector: Detector, scored: dict[str, Any], split_dir: Path) -> dict:
+    """The clean figures, calibration and the in-distribution comparison."""
     report: dict[str, Any] = {
         "data": str(split_dir),
         "model": {
@@ -106,49 +126,52 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
         "calibration": calibration_report(detector, scored["labels"], scored["probs"]),
     }
     report["generalisation"] = generalisation(detector, report, split_dir)
-    preds = scored["probs"] >= detector.threshold
-    wrong = np.flatnonzero(preds != scored["labels"].astype(bool))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "misclassified.csv", "w", newline="") as handle:
+    return report
+
+
+def _write_misclassified(scored: dict[str, Any], threshold: float, path: Path) -> None:
+    wrong = np.flatnonzero((scored["probs"] >= threshold) != scored["labels"].astype(bool))
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "true", "prob_fake"])
         for i in wrong:
             writer.writerow([scored["paths"][i], data.CLASS_NAMES[scored["labels"][i]],
                              f"{scored['probs'][i]:.6f}"])
-    report["plots"] = write_plots(scored["labels"], scored["probs"], detector.threshold,
-                                  report["clean"], out, history)
-    report["plots"].append(plot_reliability(scored["labels"], scored["probs"],
-                                            detector.temperature, out / "reliability.png"))
-    if perturbations:
-        from deepfake_detection import perturbations as battery
 
-        images = np.stack([detector.prepare(p)[0] for p in scored["paths"]])
-        report["perturbations"] = battery.battery(detector, images, scored["labels"])
-        report["plots"] += battery.plot_battery(report["perturbations"], out)
-        if baseline is not None:
-            base_images = (images if baseline.spec == detector.spec else
-                           np.stack([baseline.prepare(p)[0] for p in scored["paths"]]))
-            report["baseline"] = {
-                "bundle": str(baseline.metadata.get("config", {}).get("output_dir", "?")),
-                "config": baseline.metadata.get("config", {}),
-                "perturbations": battery.battery(baseline, base_images, scored["labels"])}
-            report["plots"].append(Path(battery.plot_comparison(
-                {"this detector": report["perturbations"],
-                 "baseline": report["baseline"]["perturbations"]},
-                out / "battery_comparison.png")).name)
-    if attack:
-        from deepfake_detection import robustness
 
-        report["adversarial"] = robustness.evaluate_attacks(
-            detector, scored["paths"], scored["labels"], progress=progress, **attack)
-        report["plots"].append(robustness.plot_sweep(
-            {"detector": report["adversarial"]["sweep"]}, out / "robustness_curve.png"))
-        report["plots"].append(robustness.plot_scenarios(
-            report["adversarial"]["scenarios"], out / "scenarios_confusion.png"))
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(render_markdown(report))
-    return report
+def _add_battery(report: dict, detector: Detector, scored: dict[str, Any],
+                 baseline: Detector | None, out: Path) -> None:
+    """The everyday-processing battery, and the baseline's beside it when given."""
+    from deepfake_detection import perturbations as battery
+
+    images = np.stack([detector.prepare(p)[0] for p in scored["paths"]])
+    report["perturbations"] = battery.battery(detector, images, scored["labels"])
+    report["plots"] += battery.plot_battery(report["perturbations"], out)
+    if baseline is None:
+        return
+    base_images = (images if baseline.spec == detector.spec else
+                   np.stack([baseline.prepare(p)[0] for p in scored["paths"]]))
+    report["baseline"] = {
+        "bundle": str(baseline.metadata.get("config", {}).get("output_dir", "?")),
+        "config": baseline.metadata.get("config", {}),
+        "perturbations": battery.battery(baseline, base_images, scored["labels"])}
+    report["plots"].append(Path(battery.plot_comparison(
+        {"this detector": report["perturbations"],
+         "baseline": report["baseline"]["perturbations"]},
+        out / "battery_comparison.png")).name)
+
+
+def _add_attacks(report: dict, detector: Detector, scored: dict[str, Any],
+                 attack: dict[str, Any], out: Path) -> None:
+    """Scenarios, the eps sweep (and the strongest check when asked), with their plots."""
+    from deepfake_detection import robustness
+
+    report["adversarial"] = robustness.evaluate_attacks(
+        detector, scored["paths"], scored["labels"], **attack)
+    report["plots"].append(robustness.plot_sweep(
+        {"detector": report["adversarial"]["sweep"]}, out / "robustness_curve.png"))
+    report["plots"].append(robustness.plot_scenarios(
+        report["adversarial"]["scenarios"], out / "scenarios_confusion.png"))
 
 
 def generalisation(detector: Detector, report: dict[str, Any], split_dir: Path) -> dict | None:
