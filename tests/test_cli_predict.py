@@ -109,7 +109,7 @@ def test_resume_needs_a_streamed_output_file(tiny_bundle, folder, capsys):
 
 
 def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
-    from deepfake_detection.data import expand_inputs, iter_inputs
+    from deepfake_detection.data import iter_inputs
 
     for sub in ("b", "a/c", "a"):
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,8 @@ def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
             (tmp_path / sub / name).write_bytes(b"x")
     stream = iter_inputs([str(tmp_path)])
     assert next(stream).endswith("a/1.jpg")  # a generator: nothing else walked yet
-    files, unmatched = expand_inputs([str(tmp_path), str(tmp_path / "nope")])
+    unmatched: list[str] = []
+    files = list(iter_inputs([str(tmp_path), str(tmp_path / "nope")], unmatched))
     names = [f[len(str(tmp_path)) + 1:] for f in files]
     assert names == ["a/1.jpg", "a/2.png", "a/c/1.jpg", "a/c/2.png", "b/1.jpg", "b/2.png"]
     assert unmatched == [str(tmp_path / "nope")]

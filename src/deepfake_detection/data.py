@@ -191,13 +191,6 @@ def iter_inputs(items: Sequence[str], unmatched: list[str] | None = None) -> Ite
                         yield os.path.join(root, name)
 
 
-def expand_inputs(items: Sequence[str]) -> tuple[list[str], list[str]]:
-    """`iter_inputs` as a list: (image files, items that matched nothing)."""
-    unmatched: list[str] = []
-    files = list(iter_inputs(items, unmatched))
-    return files, unmatched
-
-
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     """Inverse-frequency weights, so each class contributes equally to the loss."""
     counts = np.bincount(labels, minlength=len(CLASS_NAMES))
