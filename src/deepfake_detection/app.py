@@ -120,7 +120,7 @@ def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata:
     return text, label, picture, warnings, details, provenance_panel(result.provenance)
 
 
-def _name_only(error: Exception, path: str) -> str:
+def _name_only(error: Exception | str, path: str) -> str:
     """The error without the server's upload folder in it."""
     return str(error).replace(str(path), Path(path).name)
 
@@ -132,7 +132,7 @@ def predict_files(detector: Detector | AutoDetector, paths: list[str] | None) ->
     rows = [r.to_dict() for r in Checker(detector).check_many(list(paths or []))]
     for row in rows:  # the server's upload folder stays on the server
         if row["error"]:
-            row["error"] = row["error"].replace(row["source"], Path(row["source"]).name)
+            row["error"] = _name_only(row["error"], row["source"])
         row["source"] = Path(row["source"]).name
     return rows
 

@@ -114,11 +114,13 @@ def art_classifier(model, input_size: int, pixel_range: tuple[float, float] = PI
 
 def art_attack(classifier, kind: str, eps255: float, steps: int = 10,
                step_size255: float | None = None, random_start: bool = True,
-               pixel_range: tuple[float, float] = PIXEL_RANGE, batch_size: int = 128):
-    """An ART FGSM or PGD (L-inf, untargeted). PGD's default step is 2.5 * eps / steps."""
+               pixel_range: tuple[float, float] = PIXEL_RANGE, batch_size: int | None = None):
+    """An ART FGSM or PGD (L-inf, untargeted). PGD's default step is 2.5 * eps / steps; the
+    default batch follows the classifier's input size (`attack_batch`)."""
     from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
     eps = eps_to_pixels(eps255, pixel_range)
+    batch_size = batch_size or attack_batch(classifier.input_shape[0])
     if kind == "fgsm":
         return FastGradientMethod(classifier, norm=np.inf, eps=eps, eps_step=eps,
                                   batch_size=batch_size)
@@ -137,9 +139,10 @@ STRONG_ATTACKS = ("apgd_ce", "apgd_margin", "pgd50", "square")
 
 
 def strong_attack(classifier, margin_classifier, kind: str, eps255: float,
-                  restarts: int = 1, square_queries: int = 1000, batch_size: int = 256,
+                  restarts: int = 1, square_queries: int = 1000, batch_size: int | None = None,
                   pixel_range: tuple[float, float] = PIXEL_RANGE):
-    """One attack of STRONG_ATTACKS (L-inf, untargeted, 100 APGD iterations)."""
+    """One attack of STRONG_ATTACKS (L-inf, untargeted, 100 APGD iterations); the default
+    batch follows the classifier's input size (`attack_batch`)."""
     from art.attacks.evasion import (
         AutoProjectedGradientDescent,
         ProjectedGradientDescent,
@@ -147,6 +150,7 @@ def strong_attack(classifier, margin_classifier, kind: str, eps255: float,
     )
 
     eps = eps_to_pixels(eps255, pixel_range)
+    batch_size = batch_size or attack_batch(classifier.input_shape[0])
     if kind in ("apgd_ce", "apgd_margin"):
         return AutoProjectedGradientDescent(
             margin_classifier if kind == "apgd_margin" else classifier, norm=np.inf, eps=eps,
@@ -166,9 +170,13 @@ def strong_attack(classifier, margin_classifier, kind: str, eps255: float,
 def generate(classifier, kind: str, x: np.ndarray, y: np.ndarray, eps255: float,
              seed: int = 0, **kwargs) -> np.ndarray:
     """Adversarial images for `x` with true labels `y` (0 = REAL, 1 = FAKE), seeded."""
-    np.random.seed(seed)  # ART draws PGD's random start from NumPy's global generator
+    return run_attack(art_attack(classifier, kind, eps255, **kwargs), x, y, seed)
+
+
+def run_attack(attack, x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Run any ART evasion attack on `x` with the true labels `y`, seeded."""
+    np.random.seed(seed)  # ART draws random starts from NumPy's global generator
     labels = np.eye(2, dtype=np.float32)[np.asarray(y, dtype=int)]
-    attack = art_attack(classifier, kind, eps255, **kwargs)
     return attack.generate(x=np.asarray(x, np.float32), y=labels).astype(np.float32)
 
 

@@ -103,7 +103,18 @@ def save_bundle(
 
 def write_metadata(directory: str | Path, metadata: dict[str, Any]) -> None:
     """The one writer of a bundle's metadata.json (training, recalibration, novelty)."""
-    (Path(directory) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    _write_json(Path(directory) / METADATA_FILE, metadata)
+
+
+def write_sidecar(model_file: str | Path, metadata: dict[str, Any]) -> Path:
+    """An export's metadata beside it (`sidecar`); returns that file."""
+    path = sidecar(model_file)
+    _write_json(path, metadata)
+    return path
+
+
+def _write_json(path: Path, metadata: dict[str, Any]) -> None:
+    path.write_text(json.dumps(metadata, indent=2, default=str))
 
 
 def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray,
@@ -119,8 +130,7 @@ def export_model(model: keras.Model, stem: str | Path, check_batch: np.ndarray,
         verify_reload(model, path, check_batch)
         written.append(path)
     if metadata is not None:
-        sidecar(stem).write_text(json.dumps(metadata, indent=2, default=str))
-        written.append(sidecar(stem))
+        written.append(write_sidecar(stem, metadata))
     return written
 
 

@@ -177,11 +177,7 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     from deepfake_detection.detectors import load, resolve
     from deepfake_detection.evaluation import evaluate
 
-    if model == "auto":
-        from deepfake_detection.bundle import BundleError
-
-        raise BundleError("evaluate scores one detector: --model cifake, native, robust or a "
-                          "folder")
+    _one_detector(model, "evaluate scores")
     detector = load(model or "cifake")
     model = resolve(model)
     history_file = model / HISTORY_FILE  # resolve() always names a bundle folder or file
@@ -201,14 +197,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from deepfake_detection.detectors import load
     from deepfake_detection.export import export
 
-    if args.model == "auto":
-        from deepfake_detection.bundle import BundleError
-
-        raise BundleError("export writes one detector: --model cifake, native, robust or a folder")
+    _one_detector(args.model, "export writes")
     result = export(load(args.model), args.format, args.out, force=args.force)
     print(f"wrote {result['path']} ({args.format}, calibrated P(FAKE); largest difference from "
           f"the detector {result['max_abs_prob_diff']:.1e}) and {result['sidecar']}")
     return 0
+
+
+def _one_detector(model: str | None, what: str) -> None:
+    """`auto` is a choice per image, not one detector: commands about one bundle refuse it."""
+    if model == "auto":
+        from deepfake_detection.bundle import BundleError
+
+        raise BundleError(f"{what} one detector: --model cifake, native, robust or a folder")
 
 
 def _need_art() -> None:
@@ -504,10 +505,15 @@ def _add_training_commands(sub) -> None:
     _add_train_args(study)
     study.add_argument("--adv-epochs", type=int, default=5,
                        help="epochs of the adversarial phase of the defended model")
-    study.add_argument("--attack-subset", type=_bounded(int, 0), default=0, metavar="N",
-                       help="attack a seeded, balanced subset of N test images (0 = all)")
-    study.add_argument("--pgd-steps", type=POSITIVE, default=10)
+    _add_attack_args(study)
     study.set_defaults(func=cmd_robustness_study)
+
+
+def _add_attack_args(parser: argparse.ArgumentParser) -> None:
+    """How much of the test split is attacked, and how hard (study and evaluate)."""
+    parser.add_argument("--attack-subset", type=_bounded(int, 0), default=0, metavar="N",
+                        help="attack a seeded, balanced subset of N test images (0 = all)")
+    parser.add_argument("--pgd-steps", type=POSITIVE, default=10)
 
 
 def _add_evaluate_command(sub) -> None:
@@ -523,9 +529,7 @@ def _add_evaluate_command(sub) -> None:
     evaluate.add_argument("--eps", default="8/255", type=_eps,
                           help="FGSM eps of the scenarios: 8/255, 8 (1/255 steps) or 0.05 "
                           "(below 1: a fraction of the pixel range, 12.75/255)")
-    evaluate.add_argument("--attack-subset", type=_bounded(int, 0), default=0, metavar="N",
-                          help="attack a seeded, balanced subset of N test images (0 = all)")
-    evaluate.add_argument("--pgd-steps", type=POSITIVE, default=10)
+    _add_attack_args(evaluate)
     evaluate.add_argument("--strongest", action="store_true",
                           help="with --attacks: also APGD-CE, APGD-margin, PGD-50 x3 and Square "
                           "at 2, 4 and 8/255, worst case per image (slow)")

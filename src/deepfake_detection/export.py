@@ -10,7 +10,6 @@ maintained converter, does not support this TensorFlow (2.21) yet.
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from deepfake_detection import bundle
 from deepfake_detection.detector import Detector
 from deepfake_detection.errors import DetectionError
 
@@ -43,8 +43,7 @@ def export(detector: Detector, fmt: str, out: str | Path, force: bool = False) -
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {FORMATS}")
     out = Path(out)
-    sidecar = out.with_suffix(".json")
-    for path in (out, sidecar):
+    for path in (out, bundle.sidecar(out)):
         if path.exists() and not force:
             raise ExportError(f"{path} exists; pass --force to replace it")
     if not out.parent.is_dir():
@@ -59,10 +58,10 @@ def export(detector: Detector, fmt: str, out: str | Path, force: bool = False) -
     diff = float(np.max(np.abs(got - detector.probabilities(batch))))
     if diff > TOLERANCE:
         raise ExportError(f"{out}: exported probabilities differ by {diff:.2e} (> {TOLERANCE})")
-    sidecar.write_text(json.dumps({**detector.metadata, "export": {
+    written = bundle.write_sidecar(out, {**detector.metadata, "export": {
         "format": fmt, "output": "calibrated P(FAKE) (temperature and sigmoid included)",
-        "max_abs_prob_diff": diff}}, indent=2, default=str))
-    return {"format": fmt, "path": str(out), "sidecar": str(sidecar), "max_abs_prob_diff": diff}
+        "max_abs_prob_diff": diff}})
+    return {"format": fmt, "path": str(out), "sidecar": str(written), "max_abs_prob_diff": diff}
 
 
 def _write_savedmodel(model: keras.Model, out: Path, batch: np.ndarray) -> np.ndarray:

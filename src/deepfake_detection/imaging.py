@@ -22,7 +22,7 @@ from deepfake_detection.errors import DetectionError
 # The pixel budget of one image, read from its header before anything is decoded: a real
 # 10000x10000 photo (100 MP) passes, a 280 KB PNG that claims 17000x17000 (289 MP, 4.3 GB once
 # decoded) is refused. Memory is then bounded by the images decoded at once, whatever a folder
-# holds (benchmarks/memory.py). DFD_MAX_PIXELS changes it.
+# holds. DFD_MAX_PIXELS changes it.
 MAX_PIXELS = int(os.environ.get("DFD_MAX_PIXELS", 100_000_000))
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own guard, for any decode outside load_rgb
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -24,6 +24,11 @@ def _metrics(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict[
             **ranking_metrics(labels, probs)}
 
 
+def _held(detector: Detector, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per image: is the detector's verdict at its threshold still the true label?"""
+    return (probs >= detector.threshold) == np.asarray(labels).astype(bool)
+
+
 def _flips(detector: Detector, labels, clean_probs, adv_probs) -> dict[str, int]:
     before = clean_probs >= detector.threshold
     after = adv_probs >= detector.threshold
@@ -40,8 +45,7 @@ def scenarios(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float,
     classifier = classifier or decision_classifier(detector)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x), max(2, round(fraction * len(x))), replace=False))
-    x_adv = attacks.generate(classifier, "fgsm", x[idx], y[idx], eps255, seed=seed,
-                             batch_size=attacks.attack_batch(detector.spec.size))
+    x_adv = attacks.generate(classifier, "fgsm", x[idx], y[idx], eps255, seed=seed)
     clean = detector.probabilities(x)
     adv = detector.probabilities(x_adv)
     eps_text = eps_given or f"{eps255:g}/255"
@@ -80,19 +84,18 @@ def sweep(detector: Detector, x: np.ndarray, y: np.ndarray, eps_list=SWEEP_EPS,
     plus the sanity checks that make the numbers believable."""
     classifier = classifier or decision_classifier(detector)
     clean = detector.probabilities(x)
-    clean_acc = float(((clean >= detector.threshold) == y.astype(bool)).mean())
+    clean_acc = float(_held(detector, clean, y).mean())
     rows = []
     jobs = [(kind, eps) for eps in eps_list for kind in ("fgsm", "pgd")]
     for kind, eps in tqdm(jobs, desc="attacks", disable=not progress):
         steps = {"steps": pgd_steps} if kind == "pgd" else {}
-        x_adv = attacks.generate(classifier, kind, x, y, eps, seed=seed,
-                                 batch_size=attacks.attack_batch(detector.spec.size), **steps)
+        x_adv = attacks.generate(classifier, kind, x, y, eps, seed=seed, **steps)
         probs = detector.probabilities(x_adv)
         rounded = detector.probabilities(attacks.quantize(x_adv))
         rows.append({
             "attack": kind, "eps_255": eps, "steps": pgd_steps if kind == "pgd" else 1,
-            "accuracy": float(((probs >= detector.threshold) == y.astype(bool)).mean()),
-            "accuracy_8bit": float(((rounded >= detector.threshold) == y.astype(bool)).mean()),
+            "accuracy": float(_held(detector, probs, y).mean()),
+            "accuracy_8bit": float(_held(detector, rounded, y).mean()),
             "roc_auc": ranking_metrics(y, probs)["roc_auc"],
             "flips": _flips(detector, y, clean, probs),
             "perturbation": attacks.perturbation_check(x, x_adv, eps),
@@ -181,17 +184,14 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
     all of them fail on it (AutoAttack's worst case), so `robust_accuracy` is never above the
     weakest single figure."""
     ce, margin = decision_classifier(detector), decision_classifier(detector, "margin")
-    correct = (detector.probabilities(x) >= detector.threshold) == y.astype(bool)
+    correct = _held(detector, detector.probabilities(x), y)
     robust = correct.copy()
     rows = []
     for kind in tqdm(attacks.STRONG_ATTACKS, desc=f"strong attacks {eps255:g}/255",
                      disable=not progress):
-        np.random.seed(seed)
-        attack = attacks.strong_attack(ce, margin, kind, eps255, square_queries=square_queries,
-                                       batch_size=attacks.attack_batch(detector.spec.size))
-        x_adv = attack.generate(x=np.asarray(x, np.float32),
-                                y=np.eye(2, dtype=np.float32)[y]).astype(np.float32)
-        held = (detector.probabilities(x_adv) >= detector.threshold) == y.astype(bool)
+        attack = attacks.strong_attack(ce, margin, kind, eps255, square_queries=square_queries)
+        x_adv = attacks.run_attack(attack, x, y, seed)
+        held = _held(detector, detector.probabilities(x_adv), y)
         robust &= held
         rows.append({"attack": kind, "accuracy": float(held.mean()),
                      "perturbation": attacks.perturbation_check(x, x_adv, eps255)})

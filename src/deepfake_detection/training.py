@@ -215,8 +215,7 @@ def with_fgsm_copies(model, run: Run):
     x = np.stack([load_prepared(files.paths[i], spec) for i in idx])
     y = files.labels[idx]
     x_adv = attacks.generate(attacks.art_classifier(model, spec.size), "fgsm", x, y,
-                             config.adv_eps, seed=config.seed,
-                             batch_size=attacks.attack_batch(spec.size))
+                             config.adv_eps, seed=config.seed)
     columns = (x_adv, y.astype(np.float32), *(() if per_image is None else
                                               (per_image[idx].astype(np.float32),)))
     total = len(files.paths) + len(idx)
