@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from deepfake_detection.app import MAX_FILE_SIZE, build_demo, default_host  # noqa: E402
+from deepfake_detection.interfaces.app import MAX_FILE_SIZE, build_demo, default_host  # noqa: E402
 
 demo = build_demo()
 

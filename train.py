@@ -5,7 +5,7 @@ Same code and defaults as `deepfake-detection train`; see `python train.py --hel
 
 import sys
 
-from deepfake_detection.cli import main
+from deepfake_detection.interfaces.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:]]))

@@ -26,7 +26,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def run(data: str, out: Path, per_class: int, epochs: int, deterministic: bool) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepfake_detection.cli", "train", "--recipe", "fast",
+    subprocess.run([sys.executable, "-m", "deepfake_detection", "train", "--recipe", "fast",
                     "--data", data, "--out", str(out), "--export", "", "--max-per-class",
                     str(per_class), "--epochs", f"main={epochs}", "--set",
                     f"deterministic={'true' if deterministic else 'false'}"],

@@ -38,7 +38,7 @@ PROBES = {  # name -> (arch, weights)
 
 
 def perturbations() -> dict:
-    from deepfake_detection.perturbations import apply
+    from deepfake_detection.evaluation.perturbations import apply
 
     rng = np.random.default_rng(0)
     return {"jpeg75": lambda x: apply(x, "jpeg_quality", 75, rng),
@@ -46,8 +46,8 @@ def perturbations() -> dict:
 
 
 def summarise(labels, probs, threshold, paths, extra=None) -> dict:
-    from deepfake_detection.data import group_of
     from deepfake_detection.metrics import classification_metrics, ranking_metrics
+    from deepfake_detection.training.data import group_of
 
     at = classification_metrics(labels, probs, threshold)
     groups = np.array([group_of(p) for p in paths])
@@ -67,7 +67,7 @@ def _auc(labels, probs) -> float:
 
 
 def logo_auc(test_labels, test_probs, test_paths, generator) -> float:
-    from deepfake_detection.data import group_of
+    from deepfake_detection.training.data import group_of
 
     groups = np.array([group_of(p) for p in test_paths])
     mask = (groups == generator) | (test_labels == 0)
@@ -75,10 +75,10 @@ def logo_auc(test_labels, test_probs, test_paths, generator) -> float:
 
 
 def run_probe(name, arch, weights, train, val, test, size) -> dict:
-    from deepfake_detection import probe
-    from deepfake_detection.data import group_of, source_weights
     from deepfake_detection.imaging import ImageSpec
     from deepfake_detection.metrics import best_f1_threshold
+    from deepfake_detection.training import probe
+    from deepfake_detection.training.data import group_of, source_weights
 
     spec = ImageSpec(size=size, fit="native")
     model = probe.feature_model(arch, size, weights)
@@ -108,7 +108,7 @@ def run_probe(name, arch, weights, train, val, test, size) -> dict:
 
 
 def run_bundle(path, test, logo: dict[str, str]) -> dict:
-    from deepfake_detection.detectors import load
+    from deepfake_detection.inference.detectors import load
 
     detector = load(path)
     results = list(detector.predict_many(test.paths, batch_size=64))
@@ -170,7 +170,7 @@ def render(rows: dict) -> str:
 
 
 def main() -> None:
-    from deepfake_detection.data import load_split, stratified_split
+    from deepfake_detection.training.data import load_split, stratified_split
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data/mixed-256")

@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from deepfake_detection import robustness
-    from deepfake_detection.data import discover
-    from deepfake_detection.detectors import load
+    from deepfake_detection.evaluation import robustness
+    from deepfake_detection.inference.detectors import load
+    from deepfake_detection.training.data import discover
 
     detector = load(args.model)
     test = discover(args.data / "test")

@@ -33,7 +33,7 @@ VARIANTS = {
 
 def train(name: str, overrides: dict, args) -> float:
     """Train one variant in its own process; returns its wall time in seconds."""
-    command = [sys.executable, "-m", "deepfake_detection.cli", "train", "--recipe", "native",
+    command = [sys.executable, "-m", "deepfake_detection", "train", "--recipe", "native",
                "--data", args.data, "--out", str(Path(args.runs) / name), "--force",
                "--epochs", f"frozen_base={args.frozen_epochs}",
                "--epochs", f"fine_tune={args.fine_tune_epochs}"]

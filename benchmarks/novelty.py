@@ -60,8 +60,8 @@ def flagged(detector, sources) -> dict:
 
 
 def main() -> None:
-    from deepfake_detection.data import discover
-    from deepfake_detection.detectors import load
+    from deepfake_detection.inference.detectors import load
+    from deepfake_detection.training.data import discover
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="native")

@@ -23,14 +23,14 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def run(data: Path, size: int, weights: str, train, val, test) -> dict:
-    from deepfake_detection import probe
-    from deepfake_detection.data import class_weights
     from deepfake_detection.imaging import ImageSpec
     from deepfake_detection.metrics import (
         best_f1_threshold,
         classification_metrics,
         ranking_metrics,
     )
+    from deepfake_detection.training import probe
+    from deepfake_detection.training.data import class_weights
 
     spec = ImageSpec(size=size)
     model = probe.feature_model("efficientnet_lite0", size, weights)
@@ -50,7 +50,7 @@ def run(data: Path, size: int, weights: str, train, val, test) -> dict:
 
 
 def main() -> None:
-    from deepfake_detection.data import load_split, stratified_split
+    from deepfake_detection.training.data import load_split, stratified_split
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data/sd-vs-real-32")

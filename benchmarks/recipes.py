@@ -105,11 +105,12 @@ def run_recipe(name: str, args: dict, queue) -> None:
 
     import numpy as np
 
-    from deepfake_detection import data, perturbations
-    from deepfake_detection.config import recipe
-    from deepfake_detection.detector import Detector
-    from deepfake_detection.evaluation import evaluate
-    from deepfake_detection.training import train
+    from deepfake_detection.evaluation import perturbations
+    from deepfake_detection.evaluation.report import evaluate
+    from deepfake_detection.inference.detector import Detector
+    from deepfake_detection.training import data
+    from deepfake_detection.training.config import recipe
+    from deepfake_detection.training.trainer import train
 
     base, overrides = RECIPES[name]
     out = Path(args["workdir"]) / name
@@ -250,7 +251,7 @@ def main() -> None:
 
 def write(result: dict, out: Path) -> None:
     """recipes.json, recipes.md and battery.png (every recipe's battery in one figure)."""
-    from deepfake_detection.perturbations import plot_comparison
+    from deepfake_detection.evaluation.perturbations import plot_comparison
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps(result, indent=2))

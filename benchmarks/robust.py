@@ -33,7 +33,7 @@ EPS = (2.0, 4.0, 8.0)
 def candidates() -> dict:
     """name -> TrainConfig: the `fast` recipe (the cifake bundle's) plus adversarial training;
     the winner became the `robust` recipe."""
-    from deepfake_detection.config import PhaseConfig, recipe
+    from deepfake_detection.training.config import PhaseConfig, recipe
 
     def variant(**changes):
         config = recipe("fast")
@@ -71,7 +71,7 @@ def train(name: str, config, folder: Path, data: str) -> dict:
     config_file = folder / f"{name}.json"
     config.save(config_file)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepfake_detection.cli", "train", "--config",
+    subprocess.run([sys.executable, "-m", "deepfake_detection", "train", "--config",
                     str(config_file), "--force"], check=True)
     return {"bundle": config.output_dir, "train_seconds": time.perf_counter() - started,
             "config": str(config_file)}
@@ -84,10 +84,11 @@ def subset(paths: list[str], labels: np.ndarray, n: int, seed: int) -> np.ndarra
 
 
 def score(bundle: str, data: Path, n: int, seed: int, strong: bool) -> dict:
-    from deepfake_detection import attacks, robustness
-    from deepfake_detection.data import discover
-    from deepfake_detection.detector import Detector
+    from deepfake_detection import attacks
+    from deepfake_detection.evaluation import robustness
+    from deepfake_detection.inference.detector import Detector
     from deepfake_detection.metrics import ranking_metrics
+    from deepfake_detection.training.data import discover
 
     detector = Detector.load(bundle)
     test = discover(data / "test")

@@ -23,7 +23,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "sd-vs-real-3
 def timed(args: list[str], output: Path) -> dict:
     """Run the CLI in a fresh process; wall time includes start-up and model loading."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "deepfake_detection.cli", *args],
+    done = subprocess.run([sys.executable, "-m", "deepfake_detection", *args],
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
     rows = [json.loads(line) for line in output.read_text().splitlines()]

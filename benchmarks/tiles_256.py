@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from deepfake_detection import data
-from deepfake_detection.detector import Detector
+from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import classification_metrics, ranking_metrics
+from deepfake_detection.training import data
 
 RESULTS = Path(__file__).parent / "results"
 

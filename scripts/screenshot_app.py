@@ -60,7 +60,7 @@ def test_card(folder: Path) -> Path:
 
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from deepfake_detection.app import build_demo
+    from deepfake_detection.interfaces.app import build_demo
 
     image = sys.argv[1] if len(sys.argv) > 1 else test_card(Path(tempfile.mkdtemp()))
     with socket.socket() as sock:

@@ -69,8 +69,8 @@ def tiny_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> tuple[Path, Path]:
     """(root, bundle): a resnet_small trained a few epochs on synthetic data under root/data."""
-    from deepfake_detection.config import PhaseConfig, TrainConfig
-    from deepfake_detection.training import train
+    from deepfake_detection.training.config import PhaseConfig, TrainConfig
+    from deepfake_detection.training.trainer import train
 
     root = tmp_path_factory.mktemp("e2e")
     rng = np.random.default_rng(0)

@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from deepfake_detection.app import launch, model_card
-from deepfake_detection.detector import Detector
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.interfaces.app import launch, model_card
 
 from .conftest import REPO
 
@@ -156,7 +156,7 @@ def test_the_visitor_picks_the_detector_through_the_api(served):
 
 
 def test_uploads_are_cleaned_and_work_is_queued(tiny_bundle):
-    from deepfake_detection import app
+    from deepfake_detection.interfaces import app
 
     demo = app.build_demo(Detector.load(tiny_bundle[1]), show_examples=False)
     assert demo.delete_cache == app.DELETE_CACHE  # Gradio deletes old uploads, all at shutdown
@@ -171,7 +171,7 @@ def test_uploads_are_cleaned_and_work_is_queued(tiny_bundle):
 
 
 def test_app_py_listens_on_localhost_unless_on_spaces():
-    from deepfake_detection.app import default_host
+    from deepfake_detection.interfaces.app import default_host
 
     assert default_host({}) == "127.0.0.1"
     assert default_host({"SPACE_ID": "user/space"}) == "0.0.0.0"

@@ -8,10 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from deepfake_detection import attacks, robustness
-from deepfake_detection.config import PhaseConfig
-from deepfake_detection.detector import Detector
-from deepfake_detection.training import catastrophic_overfitting, train
+from deepfake_detection import attacks
+from deepfake_detection.evaluation import robustness
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.training.config import PhaseConfig
+from deepfake_detection.training.trainer import catastrophic_overfitting, train
 
 from .test_training import tiny_config
 
@@ -165,7 +166,7 @@ def test_the_designs_fgsm_copies_are_added_to_the_training_set(tiny_dataset, tmp
 
 
 def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
-    from deepfake_detection import cli
+    from deepfake_detection.interfaces import cli
 
     out = tmp_path / "study"
     code = cli.main(["robustness-study", "--data", str(tiny_dataset), "--arch", "resnet_small",
@@ -186,7 +187,7 @@ def test_robustness_study_command_compares_both_models(tiny_dataset, tmp_path):
 def test_attacks_without_art_is_a_one_line_error_before_any_work(monkeypatch, capsys):
     import importlib.util
 
-    from deepfake_detection import cli
+    from deepfake_detection.interfaces import cli
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -210,7 +211,7 @@ def test_the_strongest_check_is_a_worst_case_per_image(batch):
 def test_evaluate_writes_the_attack_results_into_the_model_card(tiny_bundle, tmp_path, capsys):
     import shutil
 
-    from deepfake_detection import cli
+    from deepfake_detection.interfaces import cli
 
     bundle_copy = tmp_path / "bundle"
     shutil.copytree(tiny_bundle[1], bundle_copy)

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from deepfake_detection import bundle
+from deepfake_detection.inference import bundle
 from deepfake_detection.models import build_model
 
 
@@ -74,7 +74,7 @@ def test_the_original_export_reads_its_sidecar_and_means_what_the_bundle_means()
     """models/final_model.h5 (the original project's file) loads with its threshold and
     temperature from models/final_model.json: the same probabilities and verdicts as the
     bundled cifake detector."""
-    from deepfake_detection.detector import Detector
+    from deepfake_detection.inference.detector import Detector
 
     root = Path(__file__).resolve().parents[1]
     export, shipped = Detector.load(root / "models" / "final_model.h5"), Detector.load()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from deepfake_detection import cli
+from deepfake_detection.interfaces import cli
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_resume_needs_a_streamed_output_file(tiny_bundle, folder, capsys):
 
 
 def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
-    from deepfake_detection.data import iter_inputs
+    from deepfake_detection.training.data import iter_inputs
 
     for sub in ("b", "a/c", "a"):
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
                                     ["--batch-size", "0"], ["--tiles", "-2"],
                                     ["--tiles", "5000"], ["--uncertain-margin", "nan"]])
 def test_nonsense_numbers_are_usage_errors_before_any_work(option, capsys):
-    from deepfake_detection.cli import main
+    from deepfake_detection.interfaces.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", "anything.jpg", *option])

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfake_detection import data
 from deepfake_detection.imaging import ImageSpec
+from deepfake_detection.training import data
 
 
 def test_discover_labels_by_folder(tiny_dataset):

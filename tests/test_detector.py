@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detection.bundle import BundleError
-from deepfake_detection.detector import DEFAULT_BUNDLE, Detector
-from deepfake_detection.explain import gradcam, overlay
 from deepfake_detection.imaging import ImageError
+from deepfake_detection.inference.bundle import BundleError
+from deepfake_detection.inference.detector import DEFAULT_BUNDLE, Detector
+from deepfake_detection.inference.explain import gradcam, overlay
 
 
 @pytest.fixture(scope="module")

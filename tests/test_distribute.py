@@ -17,7 +17,7 @@ import numpy as np
 
 from .conftest import REPO
 
-TRAIN = [sys.executable, "-m", "deepfake_detection.cli", "train", "--arch", "resnet_small",
+TRAIN = [sys.executable, "-m", "deepfake_detection", "train", "--arch", "resnet_small",
          "--weights", "none", "--export", "", "--epochs", "adversarial=0",
          "--epochs", "fine_tune=0", "--set", "augment_flip=false"]
 

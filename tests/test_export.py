@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from deepfake_detection import cli
-from deepfake_detection.detector import Detector
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.interfaces import cli
 
 
 @pytest.mark.parametrize("fmt,name", [("savedmodel", "saved"), ("tflite", "model.tflite")])

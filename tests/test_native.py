@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detection import bundle, data, detectors
-from deepfake_detection.detector import NATIVE_GRID, Detector
 from deepfake_detection.imaging import ImageSpec, prepare
+from deepfake_detection.inference import bundle, detectors
+from deepfake_detection.inference.detector import NATIVE_GRID, Detector
+from deepfake_detection.training import data
 from tests.conftest import shared_dataset
 
 
@@ -129,8 +130,8 @@ def test_rescale_augmentation_changes_detail_not_shape():
 
 
 def test_exclude_sources_leaves_a_generator_out(tmp_path):
-    from deepfake_detection.config import TrainConfig
-    from deepfake_detection.training import _resolve_splits
+    from deepfake_detection.training.config import TrainConfig
+    from deepfake_detection.training.trainer import _resolve_splits
 
     for cls, names in (("REAL", ["photo"] * 6), ("FAKE", ["flux"] * 6 + ["sdxl"] * 6)):
         (tmp_path / "train" / cls).mkdir(parents=True, exist_ok=True)
@@ -155,7 +156,7 @@ def test_shipped_native_detector_on_mixed_256():
 
 
 def test_novelty_flags_points_far_from_the_training_features():
-    from deepfake_detection.novelty import fit
+    from deepfake_detection.inference.novelty import fit
 
     rng = np.random.default_rng(0)
     train, held = rng.normal(size=(500, 20)), rng.normal(size=(300, 20))
@@ -165,7 +166,7 @@ def test_novelty_flags_points_far_from_the_training_features():
 
 
 def test_novel_images_get_uncertain_with_a_reason(tiny_bundle, tmp_path):
-    from deepfake_detection.training import fit_novelty
+    from deepfake_detection.training.trainer import fit_novelty
 
     path = tmp_path / "bundle"  # a copy: the session's tiny bundle stays without novelty
     shutil.copytree(tiny_bundle[1], path)

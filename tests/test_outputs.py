@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deepfake_detection import cli
-from deepfake_detection.config import ConfigError, TrainConfig, fast_phases
+from deepfake_detection.interfaces import cli
+from deepfake_detection.training.config import ConfigError, TrainConfig, fast_phases
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_a_full_disk_is_a_one_line_error(tiny_bundle, folder, capsys):
 
 
 def test_a_closed_pipe_stops_quietly(tiny_bundle, folder):
-    script = ("import sys; from deepfake_detection.cli import main; "
+    script = ("import sys; from deepfake_detection.interfaces.cli import main; "
               "sys.exit(main(sys.argv[1:]))")
     reader = subprocess.Popen([sys.executable, "-c", script, "predict", str(folder), "--jsonl",
                                "--model", str(tiny_bundle[1])], stdout=subprocess.PIPE,
@@ -124,7 +124,7 @@ def _config(tmp_path: Path, **overrides) -> TrainConfig:
 
 
 def test_train_refuses_to_replace_a_bundle_or_an_export_without_force(tmp_path):
-    from deepfake_detection.training import check_outputs
+    from deepfake_detection.training.trainer import check_outputs
 
     config = _config(tmp_path)
     check_outputs(config)  # nothing there yet
@@ -140,7 +140,7 @@ def test_train_refuses_to_replace_a_bundle_or_an_export_without_force(tmp_path):
 
 
 def test_train_refuses_nothing_to_train_and_a_file_as_out(tmp_path):
-    from deepfake_detection.training import check_outputs
+    from deepfake_detection.training.trainer import check_outputs
 
     config = _config(tmp_path)
     for phase in config.phases:

@@ -50,9 +50,12 @@ def test_readme_front_matter_deploys_app_py_on_spaces():
 def test_every_expected_failure_shares_one_base_the_cli_catches():
     """One except clause in the CLI covers them all; each still is a ValueError (or, for the
     cluster runner, a RuntimeError) for code that caught those before."""
-    from deepfake_detection import bundle, config, data, export, imaging, models, outputs, scan
+    from deepfake_detection import imaging, models
     from deepfake_detection.errors import DetectionError
+    from deepfake_detection.inference import bundle, export
+    from deepfake_detection.interfaces import outputs, scan
     from deepfake_detection.models import torch_checkpoint
+    from deepfake_detection.training import config, data
 
     errors = [config.ConfigError, data.DataError, imaging.ImageError, bundle.BundleError,
               models.ModelError, torch_checkpoint.CheckpointError, scan.ScanError,

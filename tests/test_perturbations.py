@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
-from deepfake_detection import perturbations
-from deepfake_detection.detector import Detector
-from deepfake_detection.evaluation import evaluate
-from deepfake_detection.training import recalibrate
+from deepfake_detection.evaluation import perturbations
+from deepfake_detection.evaluation.report import evaluate
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.training.trainer import recalibrate
 
 IMAGE = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype(np.float32)
 
@@ -67,7 +67,7 @@ def test_training_fits_a_temperature_and_recalibration_keeps_decisions(tiny_bund
 def test_comparison_plot_has_a_panel_per_family(tmp_path):
     from PIL import Image
 
-    from deepfake_detection.perturbations import BATTERY, plot_comparison
+    from deepfake_detection.evaluation.perturbations import BATTERY, plot_comparison
 
     def fake_result(drop: float) -> dict:
         clean = {"accuracy": 0.9, "roc_auc": 0.95}
@@ -84,7 +84,7 @@ def test_comparison_plot_has_a_panel_per_family(tmp_path):
 def test_baseline_comparison_of_two_batteries(tiny_bundle, tmp_path, capsys):
     """The same detector as its own baseline: every change must be exactly zero; a real
     baseline is a second bundle whose battery is run on the same images."""
-    from deepfake_detection import cli
+    from deepfake_detection.interfaces import cli
 
     root, model = tiny_bundle
     report = evaluate(Detector.load(model), root / "data", tmp_path, progress=False,

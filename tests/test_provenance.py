@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from deepfake_detection import provenance
-from deepfake_detection.checking import join
-from deepfake_detection.cli import main
-from deepfake_detection.detector import Prediction
+from deepfake_detection.inference import provenance
+from deepfake_detection.inference.checking import join
+from deepfake_detection.inference.detector import Prediction
+from deepfake_detection.interfaces.cli import main
 
 c2pa = pytest.importorskip("c2pa")
 AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"

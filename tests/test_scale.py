@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from deepfake_detection import cli
+from deepfake_detection.interfaces import cli
 
 from .conftest import shared_dataset
 

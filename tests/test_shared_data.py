@@ -8,11 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from deepfake_detection import data, robustness
-from deepfake_detection.config import PhaseConfig
-from deepfake_detection.detector import Detector
-from deepfake_detection.evaluation import evaluate
-from deepfake_detection.training import train
+from deepfake_detection.evaluation import robustness
+from deepfake_detection.evaluation.report import evaluate
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.training import data
+from deepfake_detection.training.config import PhaseConfig
+from deepfake_detection.training.trainer import train
 
 from .conftest import shared_dataset
 from .test_training import tiny_config
@@ -51,7 +52,7 @@ def test_train_and_evaluate_on_a_slice(slice_bundle, tmp_path):
 
 def test_predict_cli_accuracy_matches_evaluate(sd32, tiny_bundle, tmp_path):
     """Verdicts from `predict` and figures from `evaluate` come from the same Detector."""
-    from deepfake_detection import cli
+    from deepfake_detection.interfaces import cli
 
     _, model = tiny_bundle
     out = tmp_path / "p.json"
@@ -94,7 +95,7 @@ def test_the_shipped_robust_detector_resists_what_breaks_the_standard_one(sd32):
     seeded, balanced 80-image slice of the test split under PGD-10 at 8/255, where the standard
     cifake detector loses most of it; both attacked the same way, at their own thresholds."""
     from deepfake_detection import attacks
-    from deepfake_detection.detectors import load
+    from deepfake_detection.inference.detectors import load
 
     robust, standard = load("robust"), load("cifake")
     meta = robust.metadata["adversarial_training"]

@@ -10,12 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from deepfake_detection import bundle, cli
-from deepfake_detection.config import ConfigError, PhaseConfig, TrainConfig
-from deepfake_detection.detector import Detector
-from deepfake_detection.evaluation import evaluate
+from deepfake_detection.evaluation.report import evaluate
+from deepfake_detection.inference import bundle
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.interfaces import cli
 from deepfake_detection.models import build_model
-from deepfake_detection.training import train
+from deepfake_detection.training.config import ConfigError, PhaseConfig, TrainConfig
+from deepfake_detection.training.trainer import train
 
 from .conftest import REPO
 
@@ -149,7 +150,7 @@ def test_train_config_file_keeps_its_data_unless_overridden(tmp_path):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from deepfake_detection.training import learning_rate
+    from deepfake_detection.training.trainer import learning_rate
 
     phase = PhaseConfig("main", epochs=5, learning_rate=2e-3, schedule="cosine")
     schedule = learning_rate(phase, steps_per_epoch=10)
@@ -162,7 +163,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_recipe_and_set_overrides(tmp_path):
-    from deepfake_detection.cli import _train_config, build_parser
+    from deepfake_detection.interfaces.cli import _train_config, build_parser
 
     args = build_parser().parse_args(
         ["train", "--recipe", "fast", "--data", str(tmp_path), "--set", "augment_blur_jpeg=0.3",

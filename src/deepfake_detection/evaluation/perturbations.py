@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from deepfake_detection.detector import Detector
+from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import classification_metrics, ranking_metrics
 
 BATTERY: dict[str, tuple[float, ...]] = {

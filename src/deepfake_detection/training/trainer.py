@@ -18,9 +18,9 @@ import keras
 import numpy as np
 from scipy.special import expit, logit
 
-from deepfake_detection import attacks, bundle, data, distribute
-from deepfake_detection.config import ConfigError, PhaseConfig, TrainConfig
+from deepfake_detection import attacks
 from deepfake_detection.imaging import ImageSpec, load_prepared
+from deepfake_detection.inference import bundle
 from deepfake_detection.metrics import (
     best_f1_threshold,
     classification_metrics,
@@ -29,6 +29,8 @@ from deepfake_detection.metrics import (
     ranking_metrics,
 )
 from deepfake_detection.models import build_model, set_base_trainable
+from deepfake_detection.training import data, distribute
+from deepfake_detection.training.config import ConfigError, PhaseConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -593,10 +595,10 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
 
 
 def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]:
-    """Fit the bundle's novelty model (see `deepfake_detection.novelty`) on its own training
-    split, with the threshold set on its validation split; writes `novelty.npz` and records it
-    in the metadata. Predictions change only for images above the novelty threshold."""
-    from deepfake_detection import novelty
+    """Fit the bundle's novelty model (see `inference.novelty`) on its own training split, with
+    the threshold set on its validation split; writes `novelty.npz` and records it in the metadata.
+    Predictions change only for images above the novelty threshold."""
+    from deepfake_detection.inference import novelty
 
     model, metadata, config, train_files, val_files = _bundle_splits(bundle_dir)
     spec = ImageSpec(**metadata["image_spec"])

@@ -17,9 +17,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from deepfake_detection import bundle
-from deepfake_detection.detector import Detector
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.inference import bundle
+from deepfake_detection.inference.detector import Detector
 
 FORMATS = ("savedmodel", "tflite")
 TOLERANCE = 1e-5

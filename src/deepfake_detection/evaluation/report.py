@@ -15,13 +15,13 @@ import numpy as np
 from scipy.special import expit, logit
 from tqdm.auto import tqdm
 
-from deepfake_detection import data
-from deepfake_detection.detector import Detector
+from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import (
     classification_metrics,
     expected_calibration_error,
     ranking_metrics,
 )
+from deepfake_detection.training import data
 
 
 def resolve_split(directory: str | Path, split: str = "test") -> Path:
@@ -142,7 +142,7 @@ def _write_misclassified(scored: dict[str, Any], threshold: float, path: Path) -
 def _add_battery(report: dict, detector: Detector, scored: dict[str, Any],
                  baseline: Detector | None, out: Path) -> None:
     """The everyday-processing battery, and the baseline's beside it when given."""
-    from deepfake_detection import perturbations as battery
+    from deepfake_detection.evaluation import perturbations as battery
 
     images = np.stack([detector.prepare(p)[0] for p in scored["paths"]])
     report["perturbations"] = battery.battery(detector, images, scored["labels"])
@@ -164,7 +164,7 @@ def _add_battery(report: dict, detector: Detector, scored: dict[str, Any],
 def _add_attacks(report: dict, detector: Detector, scored: dict[str, Any],
                  attack: dict[str, Any], out: Path) -> None:
     """Scenarios, the eps sweep (and the strongest check when asked), with their plots."""
-    from deepfake_detection import robustness
+    from deepfake_detection.evaluation import robustness
 
     report["adversarial"] = robustness.evaluate_attacks(
         detector, scored["paths"], scored["labels"], **attack)
@@ -411,7 +411,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("generalisation"):
         lines += _render_generalisation(report["generalisation"])
     if "perturbations" in report:
-        from deepfake_detection.perturbations import render_battery
+        from deepfake_detection.evaluation.perturbations import render_battery
 
         lines += render_battery(report["perturbations"])
     if "baseline" in report:
@@ -426,7 +426,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _render_adversarial(adversarial: dict[str, Any]) -> list[str]:
-    from deepfake_detection.robustness import render_strongest, render_sweep
+    from deepfake_detection.evaluation.robustness import render_strongest, render_sweep
 
     s = adversarial["scenarios"]
     lines = ["", "## Adversarial robustness", "", f"Scenarios ({s['threat_model']}):", "",
@@ -503,7 +503,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
 
 def _card_attacks(adversarial: dict[str, Any]) -> list[str]:
     """Under attack, for the card: PGD accuracy per eps and, when run, the strongest check."""
-    from deepfake_detection.robustness import render_strongest
+    from deepfake_detection.evaluation.robustness import render_strongest
 
     sweep = adversarial["sweep"]
     pgd = [r for r in sweep["rows"] if r["attack"] == "pgd"]

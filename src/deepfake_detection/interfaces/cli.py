@@ -10,8 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from deepfake_detection import outputs
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.interfaces import outputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
@@ -29,7 +29,7 @@ def _setup_logging(log_file: Path | None = None) -> None:
 
 
 def _data_dir(args: argparse.Namespace) -> str:
-    from deepfake_detection.data import DataError, download_cifake
+    from deepfake_detection.training.data import DataError, download_cifake
 
     if args.download:
         return str(download_cifake())
@@ -41,7 +41,7 @@ def _data_dir(args: argparse.Namespace) -> str:
 
 def _train_config(args: argparse.Namespace):
     from deepfake_detection.attacks import parse_eps
-    from deepfake_detection.config import ConfigError, TrainConfig, recipe
+    from deepfake_detection.training.config import ConfigError, TrainConfig, recipe
 
     if args.config and args.recipe:
         raise ConfigError("--config and --recipe both give a whole configuration; pick one")
@@ -83,12 +83,12 @@ def _train_config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.cpu_replicas:
-        from deepfake_detection.distribute import split_cpu
+        from deepfake_detection.training.distribute import split_cpu
 
         split_cpu(args.cpu_replicas)
     config = _train_config(args)
-    from deepfake_detection.distribute import output_dir
-    from deepfake_detection.training import check_outputs, train
+    from deepfake_detection.training.distribute import output_dir
+    from deepfake_detection.training.trainer import check_outputs, train
 
     check_outputs(config, force=args.force)
     if config.adv_attack == "fgsm" and any(p.adversarial and p.epochs for p in config.phases):
@@ -99,8 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = train(config)
     print(f"saved bundle: {out}")
     if args.evaluate:
-        from deepfake_detection.bundle import METADATA_FILE
-        from deepfake_detection.evaluation import render_model_card
+        from deepfake_detection.evaluation.report import render_model_card
+        from deepfake_detection.inference.bundle import METADATA_FILE
 
         report = _evaluate(out, config.data_dir, out / "report", args.batch_size or 256)
         metadata = json.loads((out / METADATA_FILE).read_text())
@@ -114,8 +114,8 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     import copy
 
     _need_art()
-    from deepfake_detection.robustness import plot_sweep, render_study
-    from deepfake_detection.training import check_outputs, train
+    from deepfake_detection.evaluation.robustness import plot_sweep, render_study
+    from deepfake_detection.training.trainer import check_outputs, train
 
     base = _train_config(args)
     out = Path(args.out or "runs/robustness-study")
@@ -150,7 +150,7 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     _setup_logging()
-    from deepfake_detection.training import recalibrate
+    from deepfake_detection.training.trainer import recalibrate
 
     cal = recalibrate(args.model)["calibration"]
     print(f"temperature {cal['temperature']:.4f}; validation ECE {cal['val_ece_before']:.4f} -> "
@@ -160,8 +160,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_novelty(args: argparse.Namespace) -> int:
     _setup_logging()
-    from deepfake_detection.detectors import resolve
-    from deepfake_detection.training import fit_novelty
+    from deepfake_detection.inference.detectors import resolve
+    from deepfake_detection.training.trainer import fit_novelty
 
     fitted = fit_novelty(resolve(args.model))
     print(f"novelty threshold {fitted['threshold']:.2f} ({fitted['percentile']:g}th percentile "
@@ -173,9 +173,9 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
               attack: dict | None = None, perturbations: bool = False,
               baseline: str | None = None) -> dict:
     """Evaluate and print the headline figures; returns the report dict."""
-    from deepfake_detection.bundle import HISTORY_FILE
-    from deepfake_detection.detectors import load, resolve
-    from deepfake_detection.evaluation import evaluate
+    from deepfake_detection.evaluation.report import evaluate
+    from deepfake_detection.inference.bundle import HISTORY_FILE
+    from deepfake_detection.inference.detectors import load, resolve
 
     _one_detector(model, "evaluate scores")
     detector = load(model or "cifake")
@@ -194,8 +194,8 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from deepfake_detection.detectors import load
-    from deepfake_detection.export import export
+    from deepfake_detection.inference.detectors import load
+    from deepfake_detection.inference.export import export
 
     _one_detector(args.model, "export writes")
     result = export(load(args.model), args.format, args.out, force=args.force)
@@ -207,7 +207,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _one_detector(model: str | None, what: str) -> None:
     """`auto` is a choice per image, not one detector: commands about one bundle refuse it."""
     if model == "auto":
-        from deepfake_detection.bundle import BundleError
+        from deepfake_detection.inference.bundle import BundleError
 
         raise BundleError(f"{what} one detector: --model cifake, native, robust or a folder")
 
@@ -217,7 +217,7 @@ def _need_art() -> None:
     import importlib.util
 
     if importlib.util.find_spec("art") is None:
-        from deepfake_detection.data import DataError
+        from deepfake_detection.training.data import DataError
 
         raise DataError('--attacks needs the Adversarial Robustness Toolbox: pip install -e '
                         '".[attacks]"')
@@ -225,7 +225,7 @@ def _need_art() -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _setup_logging()
-    from deepfake_detection.detectors import BUNDLES
+    from deepfake_detection.inference.detectors import BUNDLES
 
     model = args.model
     shipped = model is None or model in BUNDLES
@@ -240,7 +240,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   "subset": args.attack_subset, "pgd_steps": args.pgd_steps, "seed": args.seed,
                   "strongest_suite": args.strongest}
     if args.baseline and not args.perturbations:
-        from deepfake_detection.data import DataError
+        from deepfake_detection.training.data import DataError
 
         raise DataError("--baseline compares perturbation batteries: add --perturbations")
     report = _evaluate(model, _data_dir(args), out, args.batch_size, attack,
@@ -252,9 +252,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _write_model_card(model: str | None, report: dict, argv: list[str]) -> None:
     """The bundle's model card from this evaluation (the command is recorded in it)."""
-    from deepfake_detection.bundle import read_metadata
-    from deepfake_detection.detectors import resolve
-    from deepfake_detection.evaluation import render_model_card
+    from deepfake_detection.evaluation.report import render_model_card
+    from deepfake_detection.inference.bundle import read_metadata
+    from deepfake_detection.inference.detectors import resolve
 
     folder = resolve(model)
     metadata = read_metadata(folder / "metadata.json")
@@ -279,9 +279,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """
     import itertools
 
-    from deepfake_detection.checking import Checker
-    from deepfake_detection.data import DataError, iter_inputs
-    from deepfake_detection.detectors import load
+    from deepfake_detection.inference.checking import Checker
+    from deepfake_detection.inference.detectors import load
+    from deepfake_detection.training.data import DataError, iter_inputs
 
     streaming = args.jsonl or args.csv
     if args.resume and not (streaming and args.output):
@@ -369,7 +369,7 @@ def _warn_unmatched(unmatched: list[str]) -> None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """`predict --jsonl` on Ray Data (local, or a cluster with --address)."""
-    from deepfake_detection.scan import scan
+    from deepfake_detection.interfaces.scan import scan
 
     outputs.check_output(args.output, args.paths, force=args.force)
     result = scan(args.paths, args.output, model=args.model, batch_size=args.batch_size,
@@ -383,8 +383,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _predict_tiled(checker, path: str, grid: int):
-    from deepfake_detection.detector import Prediction
     from deepfake_detection.imaging import ImageError
+    from deepfake_detection.inference.detector import Prediction
 
     try:
         return checker.check_tiles(path, grid)
@@ -394,7 +394,7 @@ def _predict_tiled(checker, path: str, grid: int):
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    from deepfake_detection.app import launch
+    from deepfake_detection.interfaces.app import launch
 
     launch(args.model, host=args.host, port=args.port, share=args.share)
     return 0

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from deepfake_detection import attacks
-from deepfake_detection.detector import Detector
+from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import classification_metrics, ranking_metrics
 
 SWEEP_EPS = (0.5, 1.0, 2.0, 4.0, 8.0)

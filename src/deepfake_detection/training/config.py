@@ -124,7 +124,7 @@ class TrainConfig:
         adv_monitor_images: int. Validation images attacked with PGD after each adversarial
             epoch, to detect catastrophic overfitting (0 to skip).
         strategy: str. `default` (one device), `mirrored` (this machine's GPUs or logical CPUs)
-            or `multiworker` (machines listed in TF_CONFIG); see `deepfake_detection.distribute`.
+            or `multiworker` (machines listed in TF_CONFIG); see `training.distribute`.
         scale_lr: bool. Multiply learning rates by the replica count (batch_size is per
             replica, so the global batch grows with the replicas).
         deterministic: bool. TensorFlow's op determinism (and, always, stateless per-image

@@ -10,10 +10,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from deepfake_detection import provenance
-from deepfake_detection.detector import Detector, Prediction
-from deepfake_detection.detectors import AutoDetector
 from deepfake_detection.imaging import ImageSource
+from deepfake_detection.inference import provenance
+from deepfake_detection.inference.detector import Detector, Prediction
+from deepfake_detection.inference.detectors import AutoDetector
 
 NO_FILE = {"summary": "not read: the image was given as pixels, not as a file", "items": [],
            "strongest": "none", "warnings": []}

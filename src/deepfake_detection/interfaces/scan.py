@@ -20,9 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detection.data import iter_inputs
 from deepfake_detection.errors import DetectionError
-from deepfake_detection.outputs import VERDICTS, count_verdicts, open_output, write_stream
+from deepfake_detection.interfaces.outputs import (
+    VERDICTS,
+    count_verdicts,
+    open_output,
+    write_stream,
+)
+from deepfake_detection.training.data import iter_inputs
 
 
 class ScanError(DetectionError, RuntimeError):
@@ -33,8 +38,8 @@ class DetectorActor:
     """One Detector per Ray worker; scores a batch of paths like `Detector.predict_many`."""
 
     def __init__(self, model: str | None, uncertain_margin: float, batch_size: int):
-        from deepfake_detection.checking import Checker
-        from deepfake_detection.detectors import load
+        from deepfake_detection.inference.checking import Checker
+        from deepfake_detection.inference.detectors import load
 
         self.checker = Checker(load(model, uncertain_margin=uncertain_margin))
         self.batch_size = batch_size

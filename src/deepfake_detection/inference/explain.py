@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detection.detector import Detector, Prediction, _source_name
 from deepfake_detection.imaging import ImageSource
+from deepfake_detection.inference.detector import Detector, Prediction, _source_name
 
 _CAM_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (features, logit)
 

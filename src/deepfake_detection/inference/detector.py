@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from deepfake_detection import bundle
 from deepfake_detection.imaging import (
     ImageError,
     ImageSource,
@@ -25,9 +24,10 @@ from deepfake_detection.imaging import (
     load_rgb,
     prepare,
 )
-from deepfake_detection.novelty import Novelty, feature_output
+from deepfake_detection.inference import bundle
+from deepfake_detection.inference.novelty import Novelty, feature_output
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parents[1] / "assets"
 DEFAULT_BUNDLE = ASSETS / "default_detector"
 # Beyond this scale factor the model sees an image very unlike its training data.
 RESCALE_WARNING_FACTOR = 4.0
@@ -75,7 +75,7 @@ class Detector:
         uncertain_margin: float. Half-width of the `uncertain` band around the threshold, in
             calibrated probability. Defaults to 0.1.
         novelty: Novelty or None. When given, images unlike the training data (see
-            `deepfake_detection.novelty`) get the verdict `uncertain` and a warning.
+            `deepfake_detection.inference.novelty`) get the verdict `uncertain` and a warning.
     """
 
     def __init__(self, model, metadata: dict[str, Any], uncertain_margin: float = 0.1,

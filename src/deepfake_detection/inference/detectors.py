@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepfake_detection.bundle import BundleError
-from deepfake_detection.detector import ASSETS, Detector, Prediction
 from deepfake_detection.imaging import ImageSource
+from deepfake_detection.inference.bundle import BundleError
+from deepfake_detection.inference.detector import ASSETS, Detector, Prediction
 
 BUNDLES = {"cifake": ASSETS / "default_detector", "native": ASSETS / "native_detector",
            "robust": ASSETS / "robust_detector"}

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deepfake_detection import detectors, provenance
-from deepfake_detection.checking import join
-from deepfake_detection.detector import Detector
-from deepfake_detection.detectors import AutoDetector
-from deepfake_detection.explain import gradcam, overlay, regions_overlay
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
+from deepfake_detection.inference import detectors, provenance
+from deepfake_detection.inference.checking import join
+from deepfake_detection.inference.detector import Detector
+from deepfake_detection.inference.detectors import AutoDetector
+from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
 
 MAX_FILE_SIZE = "25mb"
 # Uploads are deleted every 10 minutes once 30 minutes old, and all of them when the server
@@ -29,7 +29,7 @@ VERDICT_TEXT = {
     "real": "## Likely a real photograph",
     "uncertain": "## Uncertain",
 }
-EXAMPLE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sd-vs-real-32"
+EXAMPLE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sd-vs-real-32"
 
 
 def model_card(detector: Detector | AutoDetector) -> str:
@@ -127,7 +127,7 @@ def _name_only(error: Exception | str, path: str) -> str:
 
 def predict_files(detector: Detector | AutoDetector, paths: list[str] | None) -> list[dict]:
     """Several images -> the same records as `deepfake-detection predict --json`."""
-    from deepfake_detection.checking import Checker
+    from deepfake_detection.inference.checking import Checker
 
     rows = [r.to_dict() for r in Checker(detector).check_many(list(paths or []))]
     for row in rows:  # the server's upload folder stays on the server

@@ -1,0 +1,1 @@
+"""What users run: the CLI, the Gradio app, folder scans and their prediction I/O."""

@@ -1,0 +1,1 @@
+"""Training: configuration, labelled data, the phased recipe -> a bundle (inference's format)."""
