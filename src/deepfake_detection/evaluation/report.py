@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit
 from tqdm.auto import tqdm
 
+from deepfake_detection.calibration import Calibration
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import (
     classification_metrics,
@@ -98,7 +98,7 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
     report["plots"] = write_plots(scored["labels"], scored["probs"], detector.threshold,
                                   report["clean"], out, history)
     report["plots"].append(plot_reliability(scored["labels"], scored["probs"],
-                                            detector.temperature, out / "reliability.png"))
+                                            detector.calibration, out / "reliability.png"))
     if perturbations:
         _add_battery(report, detector, scored, baseline, out)
     if attack:
@@ -263,23 +263,18 @@ def _render_baseline(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Undo temperature scaling: the model's own sigmoid(logit)."""
-    return expit(logit(np.clip(probs, 1e-12, 1 - 1e-12)) * temperature)
-
-
 def calibration_report(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict:
     """ECE with and without the bundle's temperature (fitted on validation, never here)."""
     return {
-        "temperature": detector.temperature,
-        "method": detector.metadata.get("calibration", {}).get("method", "none"),
+        "temperature": detector.calibration.temperature,
+        "method": detector.calibration.method,
         "ece_uncalibrated": expected_calibration_error(
-            labels, _uncalibrated(probs, detector.temperature)),
+            labels, detector.calibration.uncalibrated(probs)),
         "ece_calibrated": expected_calibration_error(labels, probs),
     }
 
 
-def plot_reliability(labels, probs, temperature: float, path: Path, bins: int = 10) -> str:
+def plot_reliability(labels, probs, calibration: Calibration, path: Path, bins: int = 10) -> str:
     """Reliability diagram: observed FAKE frequency per probability bin, before and after."""
     import matplotlib
 
@@ -289,8 +284,8 @@ def plot_reliability(labels, probs, temperature: float, path: Path, bins: int = 
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot([0, 1], [0, 1], "k:", lw=1)
-    for name, p in (("uncalibrated", _uncalibrated(probs, temperature)),
-                    (f"calibrated (T={temperature:.2f})", probs)):
+    for name, p in (("uncalibrated", calibration.uncalibrated(probs)),
+                    (f"calibrated (T={calibration.temperature:.2f})", probs)):
         freq, conf = calibration_curve(labels, p, n_bins=bins)
         ax.plot(conf, freq, "o-", label=name)
     ax.set_xlabel("predicted P(FAKE)")

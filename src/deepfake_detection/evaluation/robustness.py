@@ -174,7 +174,7 @@ def render_sweep(name: str, result: dict[str, Any]) -> list[str]:
 
 def decision_classifier(detector: Detector, loss: str = "ce"):
     """ART's view of the detector whose argmax is the detector's own verdict (see TwoLogits)."""
-    offset = detector.temperature * float(np.log(detector.threshold / (1 - detector.threshold)))
+    offset = float(detector.calibration.undo(detector.threshold))
     return attacks.art_classifier(detector.model, detector.spec.size, offset=offset, loss=loss)
 
 

@@ -6,6 +6,7 @@ same thing everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
+from deepfake_detection.calibration import Calibration
 from deepfake_detection.imaging import (
     ImageError,
     ImageSource,
@@ -87,7 +88,7 @@ class Detector:
         self.metadata = metadata
         self.spec = ImageSpec(**metadata.get("image_spec", {}))
         self.threshold = float(metadata.get("threshold", {}).get("value", 0.5))
-        self.temperature = float(metadata.get("calibration", {}).get("temperature", 1.0))
+        self.calibration = Calibration.from_metadata(metadata)
         self.uncertain_margin = uncertain_margin
         self.bundle_dir: Path | None = None  # set by `load`; where the model card lives
         self.name = str(metadata.get("name", "detector"))
@@ -145,8 +146,16 @@ class Detector:
         return self.calibrated(self.logits(images))
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
-        """The bundle's temperature scaling: logits -> calibrated FAKE probabilities."""
-        return expit(np.asarray(logits, np.float64) / self.temperature)
+        """The bundle's calibration: logits -> calibrated FAKE probabilities."""
+        return self.calibration.apply(logits)
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.calibration = dataclasses.replace(self.calibration, temperature=float(value))
 
     def verdict(self, prob: float) -> str:
         if prob >= self.threshold + self.uncertain_margin:

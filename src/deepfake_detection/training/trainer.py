@@ -16,16 +16,14 @@ from typing import Any
 
 import keras
 import numpy as np
-from scipy.special import expit, logit
 
 from deepfake_detection import attacks
+from deepfake_detection.calibration import Calibration
 from deepfake_detection.imaging import ImageSpec, load_prepared
 from deepfake_detection.inference import bundle
 from deepfake_detection.metrics import (
     best_f1_threshold,
     classification_metrics,
-    expected_calibration_error,
-    fit_temperature,
     ranking_metrics,
 )
 from deepfake_detection.models import build_model, set_base_trainable
@@ -299,17 +297,6 @@ def predict_logits(model: keras.Model, dataset) -> np.ndarray:
     return np.concatenate(logits).astype(np.float64)
 
 
-def calibrate(labels: np.ndarray, logits: np.ndarray, enabled: bool = True) -> dict[str, Any]:
-    """Fit a temperature on validation logits and report ECE before and after."""
-    temperature = fit_temperature(labels, logits) if enabled else 1.0
-    return {
-        "method": "temperature scaling on the validation split" if enabled else "none",
-        "temperature": temperature,
-        "val_ece_before": expected_calibration_error(labels, expit(logits)),
-        "val_ece_after": expected_calibration_error(labels, expit(logits / temperature)),
-    }
-
-
 def _robustness_monitor(model, val_files: data.FileList, spec: ImageSpec,
                         config: TrainConfig) -> RobustnessMonitor | None:
     """A seeded random validation subset for the robustness monitor (None if not needed)."""
@@ -500,11 +487,11 @@ def operating_point(model, val_images, labels: np.ndarray, config: TrainConfig) 
     """Temperature (calibration) and the decision threshold, both from the validation split;
     the threshold is chosen on calibrated probabilities, the scale the Detector reports."""
     val_logits = predict_logits(model, val_images)
-    calibration = calibrate(labels, val_logits, config.calibrate)
-    val_probs = expit(val_logits / calibration["temperature"])
+    calibration = Calibration.fit(labels, val_logits, config.calibrate)
+    val_probs = calibration.apply(val_logits)
     threshold = best_f1_threshold(labels, val_probs, config.threshold_balanced)
-    log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration["temperature"],
-             calibration["val_ece_before"], calibration["val_ece_after"])
+    log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration.temperature,
+             calibration.val_ece_before, calibration.val_ece_after)
     log.info("threshold %.4f (%s)", threshold["value"], threshold["rule"])
     return {"calibration": calibration, "threshold": threshold, "val_probs": val_probs}
 
@@ -517,7 +504,7 @@ def bundle_metadata(run: Run, point: dict, history: dict, adversarial_ran: bool)
         "image_spec": run.spec.to_dict(),
         "class_names": list(data.CLASS_NAMES),
         "threshold": point["threshold"],
-        "calibration": point["calibration"],
+        "calibration": point["calibration"].to_dict(),
         "adversarial_training": {
             "applied": adversarial_ran,
             "threat_model": threat_model(config),
@@ -583,13 +570,12 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     spec = ImageSpec(**metadata["image_spec"])
     logits = predict_logits(model, data.make_dataset(val_files.paths, None, spec,
                                                      config.batch_size))
-    old_t = float(metadata.get("calibration", {}).get("temperature", 1.0))
+    calibration = Calibration.fit(val_files.labels, logits)
     threshold = metadata["threshold"]
-    raw_logit = logit(threshold["value"]) * old_t
-    calibration = calibrate(val_files.labels, logits)
-    threshold["value"] = float(expit(raw_logit / calibration["temperature"]))
+    threshold["value"] = calibration.map_threshold(threshold["value"],
+                                                   Calibration.from_metadata(metadata))
     threshold["rule"] += " (mapped through the fitted temperature)"
-    metadata["calibration"] = calibration
+    metadata["calibration"] = calibration.to_dict()
     bundle.write_metadata(bundle_dir, metadata)
     return metadata
 
