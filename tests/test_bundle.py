@@ -21,8 +21,9 @@ BATCH = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32
 
 
 def test_save_and_load_round_trip(small_model, tmp_path):
-    out = bundle.save_bundle(small_model, tmp_path / "b", {"threshold": {"value": 0.3}}, BATCH)
-    model, meta = bundle.load_bundle(out)
+    out = bundle.Bundle(tmp_path / "b", {"threshold": {"value": 0.3}}, small_model).save(BATCH)
+    saved = bundle.Bundle.load(out)
+    model, meta = saved.model, saved.metadata
     assert meta["schema_version"] == bundle.SCHEMA_VERSION
     assert meta["threshold"]["value"] == 0.3
     assert meta["reload_check"]["max_abs_prob_diff"] <= bundle.RELOAD_TOLERANCE
@@ -45,28 +46,29 @@ def test_export_writes_keras_and_legacy_h5(small_model, tmp_path):
 
 def test_missing_or_foreign_bundles_are_clear_errors(tmp_path):
     with pytest.raises(bundle.BundleError, match="no such model bundle"):
-        bundle.load_bundle(tmp_path / "absent")
+        bundle.Bundle.load(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
     with pytest.raises(bundle.BundleError, match="missing model.keras"):
-        bundle.load_bundle(tmp_path / "empty")
+        bundle.Bundle.load(tmp_path / "empty")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / bundle.MODEL_FILE).write_text("not a model")
     with pytest.raises(bundle.BundleError, match="cannot load model"):
-        bundle.load_bundle(tmp_path / "bad")
+        bundle.Bundle.load(tmp_path / "bad")
 
 
 def test_newer_schema_is_refused(small_model, tmp_path):
-    out = bundle.save_bundle(small_model, tmp_path / "b", {}, BATCH)
+    out = bundle.Bundle(tmp_path / "b", {}, small_model).save(BATCH)
     meta = json.loads((out / bundle.METADATA_FILE).read_text())
     meta["schema_version"] = bundle.SCHEMA_VERSION + 1
     (out / bundle.METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(bundle.BundleError, match="newer"):
-        bundle.load_bundle(out)
+        bundle.Bundle.load(out)
 
 
 def test_bare_keras_file_loads_with_its_input_size(small_model, tmp_path):
     small_model.save(tmp_path / "bare.keras")
-    _, meta = bundle.load_bundle(tmp_path / "bare.keras")
+    saved = bundle.Bundle.load(tmp_path / "bare.keras")
+    _, meta = saved.model, saved.metadata
     assert meta["image_spec"] == {"size": 32}
 
 
@@ -89,7 +91,8 @@ def test_export_writes_a_sidecar_that_load_reads(small_model, tmp_path):
     written = bundle.export_model(small_model, tmp_path / "final_model", BATCH, meta)
     assert [p.name for p in written][-1] == "final_model.json"
     for path in written[:2]:
-        _, loaded = bundle.load_bundle(path)
+        saved = bundle.Bundle.load(path)
+        _, loaded = saved.model, saved.metadata
         assert loaded["threshold"]["value"] == 0.3 and loaded["calibration"]["temperature"] == 2
 
 
@@ -114,7 +117,7 @@ def test_bad_metadata_is_a_bundle_error_naming_the_field(small_model, tmp_path, 
     small_model.save(tmp_path / "model.keras")
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(bundle.BundleError, match=f"field {message} "):
-        bundle.load_bundle(tmp_path)
+        bundle.Bundle.load(tmp_path)
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\xff\xfe"])
@@ -122,4 +125,16 @@ def test_unreadable_metadata_is_a_bundle_error(small_model, tmp_path, content):
     small_model.save(tmp_path / "model.keras")
     (tmp_path / "metadata.json").write_text(content, encoding="latin-1")
     with pytest.raises(bundle.BundleError, match="metadata"):
-        bundle.load_bundle(tmp_path)
+        bundle.Bundle.load(tmp_path)
+
+
+def test_a_bundle_owns_its_files_and_reads_its_model_only_when_used(small_model, tmp_path):
+    out = bundle.Bundle(tmp_path / "b", {"threshold": {"value": 0.3}}, small_model).save(BATCH)
+    opened = bundle.Bundle.open(out)
+    assert opened._model is None and opened.threshold == 0.3 and opened.name == "b"
+    assert opened.calibration.temperature == 1.0 and opened.spec.size == 32
+    assert opened.write_card("# card\n") == out / bundle.CARD_FILE
+    assert opened.write_json(bundle.CONFIG_FILE, {"seed": 1}).read_text().count("seed") == 1
+    with pytest.raises(ValueError, match="not a bundle file"):
+        opened.write_json("../elsewhere.json", {})
+    np.testing.assert_allclose(opened.model(BATCH), small_model(BATCH), atol=1e-5)

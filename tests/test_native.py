@@ -25,9 +25,9 @@ def _bundle(path, spec: ImageSpec, seed: int = 0):
 
     model = build_model("resnet_small", image_size=spec.size, widths=(8, 16), blocks_per_stage=1)
     check = np.random.default_rng(seed).uniform(0, 255, (2, spec.size, spec.size, 3))
-    bundle.save_bundle(model, path, {"image_spec": spec.to_dict(), "threshold": {"value": 0.5},
-                                     "calibration": {"temperature": 1.0}},
-                       check.astype(np.float32))
+    metadata = {"image_spec": spec.to_dict(), "threshold": {"value": 0.5},
+                "calibration": {"temperature": 1.0}}
+    bundle.Bundle(path, metadata, model).save(check.astype(np.float32))
     return path
 
 

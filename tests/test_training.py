@@ -48,7 +48,8 @@ def test_config_round_trip_and_rejects_typos(tmp_path):
 
 def test_training_writes_a_complete_bundle(trained):
     root, out = trained
-    _, meta = bundle.load_bundle(out)
+    saved = bundle.Bundle.load(out)
+    _, meta = saved.model, saved.metadata
     assert meta["architecture"] == "resnet_small"
     assert meta["image_spec"]["size"] == 32 and meta["image_spec"]["pixel_max"] == 255
     assert meta["data"]["train"] == {"REAL": 32, "FAKE": 32}
@@ -85,7 +86,8 @@ def test_frozen_phase_trains_only_the_head(tiny_dataset, tmp_path):
     config = tiny_config(tiny_dataset, tmp_path / "b", weights=str(tmp_path / "start.weights.h5"),
                          phases=[PhaseConfig("frozen_base", 1, 1e-2, freeze_base=True)],
                          export_stem="")
-    model, _ = bundle.load_bundle(train(config))
+    saved = bundle.Bundle.load(train(config))
+    model, _ = saved.model, saved.metadata
     for name in ("stem_conv", "stage2_block1_bn2"):
         for a, b in zip(model.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)

@@ -7,8 +7,10 @@ class names, training config) lives in the metadata, written by code, never by h
 from __future__ import annotations
 
 import json
+import math
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,16 @@ import keras
 import numpy as np
 from scipy.special import expit
 
+from deepfake_detection.calibration import Calibration
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.imaging import ImageSpec
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
+CARD_FILE = "model_card.md"
 RELOAD_TOLERANCE = 1e-5
 
 
@@ -85,27 +90,6 @@ def _inference_copy(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, model.output, name=model.name)
 
 
-def save_bundle(
-    model: keras.Model, directory: str | Path, metadata: dict[str, Any], check_batch: np.ndarray
-) -> Path:
-    """Write model and metadata, then prove the saved model reloads to the same predictions."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _inference_copy(model).save(directory / MODEL_FILE)
-    metadata = {"schema_version": SCHEMA_VERSION, **metadata}
-    metadata["reload_check"] = {
-        "max_abs_prob_diff": verify_reload(model, directory / MODEL_FILE, check_batch),
-        "n_images": int(len(check_batch)),
-    }
-    write_metadata(directory, metadata)
-    return directory
-
-
-def write_metadata(directory: str | Path, metadata: dict[str, Any]) -> None:
-    """The one writer of a bundle's metadata.json (training, recalibration, novelty)."""
-    _write_json(Path(directory) / METADATA_FILE, metadata)
-
-
 def write_sidecar(model_file: str | Path, metadata: dict[str, Any]) -> Path:
     """An export's metadata beside it (`sidecar`); returns that file."""
     path = sidecar(model_file)
@@ -151,10 +135,6 @@ def _number(metadata: dict, section: str, key: str) -> Any:
 
 def validate_metadata(metadata: Any, meta_path: Path, input_size: int | None) -> dict[str, Any]:
     """Refuse metadata that would load and then give wrong verdicts, naming the field."""
-    import math
-
-    from deepfake_detection.imaging import ImageSpec
-
     if not isinstance(metadata, dict):
         raise BundleError(f"{meta_path}: not a JSON object")
     version = metadata.get("schema_version", 0)
@@ -194,25 +174,133 @@ def read_metadata(meta_path: Path, input_size: int | None = None) -> dict[str, A
     return validate_metadata(metadata, meta_path, input_size)
 
 
-def load_bundle(directory: str | Path) -> tuple[keras.Model, dict[str, Any]]:
-    """Load a bundle folder, or a bare `.keras`/`.h5` file with its sidecar (`sidecar`) or a
-    `metadata.json` beside it (else default metadata: threshold 0.5, no calibration)."""
-    path = Path(directory)
-    if path.is_file() and path.suffix in (".keras", ".h5"):
-        meta_path = next((p for p in (sidecar(path), path.parent / METADATA_FILE)
-                          if p.is_file()), None)
-        model_path = path
-    else:
-        model_path, meta_path = path / MODEL_FILE, path / METADATA_FILE
-        if not path.is_dir():
-            raise BundleError(f"{path}: no such model bundle (a folder with {MODEL_FILE})")
-        if not model_path.is_file():
-            raise BundleError(f"{path}: missing {MODEL_FILE}; is this a model bundle?")
+@dataclass
+class Bundle:
+    """A trained detector on disk, and the one owner of its files.
+
+    A folder holds `model.keras`, `metadata.json` (validated on load), `config.json`,
+    `history.json`, `novelty.npz` and `model_card.md`; a bare `.keras`/`.h5` export reads its
+    sidecar `<stem>.json` (or a `metadata.json` beside it; else threshold 0.5, no calibration).
+
+    Args:
+        path: Path. The bundle folder, or the bare model file.
+        metadata: dict. Validated metadata (image spec, threshold, calibration, config, ...).
+        model: keras.Model or None. Maps 0..255 pixels to one FAKE logit; read from `path` on
+            first use (and checked against the metadata's image size) when not given.
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+    _model: keras.Model | None = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> Bundle:
+        """The bundle's validated metadata; its model is read when first used."""
+        return cls._read(Path(path), None)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Bundle:
+        """The bundle with its model read (first: an unreadable model is the error to report)
+        and checked against the metadata."""
+        model = _read_model(_files(Path(path))[0])
+        saved = cls._read(Path(path), model)
+        validate_metadata(saved.metadata, _files(saved.path)[1], int(model.input_shape[1]))
+        return saved
+
+    @classmethod
+    def _read(cls, path: Path, model: keras.Model | None) -> Bundle:
+        model_path, meta_path = _files(path)
+        if meta_path is None:  # a bare model: its input size is the only metadata
+            model = model or _read_model(model_path)
+            size = int(model.input_shape[1])
+            return cls(path, {"schema_version": SCHEMA_VERSION, "image_spec": {"size": size}},
+                       model)
+        return cls(path, read_metadata(meta_path), model)
+
+    @property
+    def model(self) -> keras.Model:
+        if self._model is None:
+            model_path, meta_path = _files(self.path)
+            self._model = _read_model(model_path)
+            validate_metadata(self.metadata, meta_path, int(self._model.input_shape[1]))
+        return self._model
+
+    @property
+    def folder(self) -> Path:
+        """Where the bundle's files live (for a bare export: its folder)."""
+        return self.path.parent if self.path.is_file() else self.path
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or (self.path.stem if self.path.is_file()
+                                                  else self.path.name))
+
+    @property
+    def spec(self) -> ImageSpec:
+        return ImageSpec(**self.metadata.get("image_spec", {}))
+
+    @property
+    def threshold(self) -> float:
+        return float((self.metadata.get("threshold") or {}).get("value", 0.5))
+
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration.from_metadata(self.metadata)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The training configuration as saved (a `TrainConfig.to_dict()`), or empty."""
+        return self.metadata.get("config") or {}
+
+    def save(self, check_batch: np.ndarray) -> Path:
+        """Write model and metadata, then prove the saved model reloads to the same predictions."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        _inference_copy(self.model).save(self.path / MODEL_FILE)
+        self.metadata = {"schema_version": SCHEMA_VERSION, **self.metadata}
+        self.metadata["reload_check"] = {
+            "max_abs_prob_diff": verify_reload(self.model, self.path / MODEL_FILE, check_batch),
+            "n_images": int(len(check_batch)),
+        }
+        self.write_metadata()
+        return self.path
+
+    def write_metadata(self) -> None:
+        """The one writer of metadata.json (training, recalibration, novelty)."""
+        _write_json(self.folder / METADATA_FILE, self.metadata)
+
+    def write_json(self, name: str, value: Any) -> Path:
+        """`config.json` or `history.json` beside the model."""
+        if name not in (CONFIG_FILE, HISTORY_FILE):
+            raise ValueError(f"{name} is not a bundle file")
+        path = self.folder / name
+        path.write_text(json.dumps(value, indent=2, default=str))
+        return path
+
+    def write_card(self, text: str) -> Path:
+        """`model_card.md`, rendered by the evaluation."""
+        path = self.folder / CARD_FILE
+        path.write_text(text)
+        return path
+
+    def export(self, stem: str | Path, check_batch: np.ndarray) -> list[Path]:
+        """`<stem>.keras`, `<stem>.h5` and their sidecar (see `export_model`)."""
+        return export_model(self.model, stem, check_batch, self.metadata)
+
+
+def _read_model(model_path: Path) -> keras.Model:
     try:
-        model = keras.models.load_model(model_path, compile=False)
+        return keras.models.load_model(model_path, compile=False)
     except Exception as error:  # keras raises many types for unreadable files
         raise BundleError(f"{model_path}: cannot load model ({error})") from error
-    size = model.input_shape[1]
-    if meta_path is None:
-        return model, {"schema_version": SCHEMA_VERSION, "image_spec": {"size": int(size)}}
-    return model, read_metadata(meta_path, size)
+
+
+def _files(path: Path) -> tuple[Path, Path | None]:
+    """(model file, metadata file or None) of a bundle folder or a bare export."""
+    if path.is_file() and path.suffix in (".keras", ".h5"):
+        return path, next((p for p in (sidecar(path), path.parent / METADATA_FILE)
+                           if p.is_file()), None)
+    if not path.is_dir():
+        raise BundleError(f"{path}: no such model bundle (a folder with {MODEL_FILE})")
+    if not (path / MODEL_FILE).is_file():
+        raise BundleError(f"{path}: missing {MODEL_FILE}; is this a model bundle?")
+    return path / MODEL_FILE, path / METADATA_FILE

@@ -16,11 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detection.calibration import Calibration
 from deepfake_detection.imaging import (
     ImageError,
     ImageSource,
-    ImageSpec,
     crop_at,
     load_rgb,
     prepare,
@@ -71,28 +69,29 @@ class Detector:
     """A loaded detector.
 
     Args:
-        model: keras.Model. Maps 0..255 pixels to one FAKE logit.
-        metadata: dict. The bundle's metadata (image spec, threshold, calibration).
+        saved: Bundle. The model and its validated metadata (image spec, threshold,
+            calibration); `model`, `metadata`, `spec`, `threshold` and `calibration` are its.
         uncertain_margin: float. Half-width of the `uncertain` band around the threshold, in
             calibrated probability. Defaults to 0.1.
         novelty: Novelty or None. When given, images unlike the training data (see
             `deepfake_detection.inference.novelty`) get the verdict `uncertain` and a warning.
     """
 
-    def __init__(self, model, metadata: dict[str, Any], uncertain_margin: float = 0.1,
+    def __init__(self, saved: bundle.Bundle, uncertain_margin: float = 0.1,
                  novelty: Novelty | None = None):
         import keras
         import tensorflow as tf
 
-        self.model = model
-        self.metadata = metadata
-        self.spec = ImageSpec(**metadata.get("image_spec", {}))
-        self.threshold = float(metadata.get("threshold", {}).get("value", 0.5))
-        self.calibration = Calibration.from_metadata(metadata)
+        self.bundle = saved
+        self.model, self.metadata = saved.model, saved.metadata
+        self.spec = saved.spec
+        self.threshold = saved.threshold
+        self.calibration = saved.calibration
         self.uncertain_margin = uncertain_margin
-        self.bundle_dir: Path | None = None  # set by `load`; where the model card lives
-        self.name = str(metadata.get("name", "detector"))
+        self.bundle_dir = saved.folder  # where the model card lives
+        self.name = saved.name
         self.novelty = novelty
+        model = saved.model
         both = model if novelty is None else keras.Model(
             model.inputs, [model.output, feature_output(model, novelty.layers)])
         self._forward = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
@@ -106,14 +105,9 @@ class Detector:
                 f"no bundled detector at {path}; pass --model BUNDLE or train one with "
                 "`deepfake-detection train`"
             )
-        model, metadata = bundle.load_bundle(path)
         if path.is_dir():
             kwargs.setdefault("novelty", Novelty.load(path))
-        detector = cls(model, metadata, **kwargs)
-        detector.bundle_dir = path if path.is_dir() else path.parent
-        if "name" not in metadata:
-            detector.name = path.stem if path.is_file() else path.name
-        return detector
+        return cls(bundle.Bundle.load(path), **kwargs)
 
     @property
     def native(self) -> bool:

@@ -99,13 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = train(config)
     print(f"saved bundle: {out}")
     if args.evaluate:
-        from deepfake_detection.evaluation.report import render_model_card
-        from deepfake_detection.inference.bundle import METADATA_FILE
-
         report = _evaluate(out, config.data_dir, out / "report", args.batch_size or 256)
-        metadata = json.loads((out / METADATA_FILE).read_text())
-        command = "deepfake-detection " + shlex.join(args.argv)
-        (out / "model_card.md").write_text(render_model_card(metadata, report, command))
+        _write_model_card(out, report, "deepfake-detection " + shlex.join(args.argv))
     return 0
 
 
@@ -115,6 +110,7 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
 
     _need_art()
     from deepfake_detection.evaluation.robustness import plot_sweep, render_study
+    from deepfake_detection.inference.bundle import Bundle
     from deepfake_detection.training.trainer import check_outputs, train
 
     base = _train_config(args)
@@ -130,7 +126,7 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     reports, threat_models = {}, {}
     for name, config in configs.items():
         bundle_dir = train(config)
-        meta = json.loads((bundle_dir / "metadata.json").read_text())
+        meta = Bundle.open(bundle_dir).metadata
         threat_models[name] = (meta["adversarial_training"]["threat_model"]
                                if meta["adversarial_training"]["applied"] else "nothing")
         attack = {"eps255": config.adv_eps, "subset": args.attack_subset,
@@ -246,23 +242,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = _evaluate(model, _data_dir(args), out, args.batch_size, attack,
                        args.perturbations, args.baseline)
     if args.model_card:
-        _write_model_card(model, report, args.argv)
+        from deepfake_detection.inference.detectors import resolve
+
+        folder = resolve(model)
+        config = os.path.relpath(folder / "config.json")  # the card travels with the repository
+        _write_model_card(folder, report, f"deepfake-detection train --config {config} --out "
+                          f"runs/{folder.name} && deepfake-detection " + shlex.join(args.argv))
     return 0
 
 
-def _write_model_card(model: str | None, report: dict, argv: list[str]) -> None:
-    """The bundle's model card from this evaluation (the command is recorded in it)."""
+def _write_model_card(folder: Path, report: dict, command: str) -> None:
+    """The bundle's model card from this evaluation (`command` reproduces it)."""
     from deepfake_detection.evaluation.report import render_model_card
-    from deepfake_detection.inference.bundle import read_metadata
-    from deepfake_detection.inference.detectors import resolve
+    from deepfake_detection.inference.bundle import Bundle
 
-    folder = resolve(model)
-    metadata = read_metadata(folder / "metadata.json")
-    config = os.path.relpath(folder / "config.json")  # the card travels with the repository
-    command = (f"deepfake-detection train --config {config} --out runs/{folder.name} && "
-               "deepfake-detection " + shlex.join(argv))
-    (folder / "model_card.md").write_text(render_model_card(metadata, report, command))
-    print(f"model card: {folder / 'model_card.md'}")
+    saved = Bundle.open(folder)
+    print(f"model card: {saved.write_card(render_model_card(saved.metadata, report, command))}")
 
 
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "

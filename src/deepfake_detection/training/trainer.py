@@ -535,28 +535,29 @@ def _save(model, out: Path, metadata: dict, history: dict, run: Run,
           check_batch: np.ndarray) -> None:
     """The bundle (model, metadata, config, history), then the export the config asks for."""
     config = run.config
-    bundle.save_bundle(model, out, metadata, check_batch)
-    config.save(out / bundle.CONFIG_FILE)
-    (out / bundle.HISTORY_FILE).write_text(json.dumps(history, indent=2))
+    saved = bundle.Bundle(out, metadata, model)
+    saved.save(check_batch)
+    saved.write_json(bundle.CONFIG_FILE, config.to_dict())
+    saved.write_json(bundle.HISTORY_FILE, history)
     if run.backup_dir:
         shutil.rmtree(run.backup_dir, ignore_errors=True)  # the bundle is complete
     if config.export_stem and distribute.is_chief():
-        saved = bundle.read_metadata(out / bundle.METADATA_FILE)
-        for path in bundle.export_model(model, config.export_stem, check_batch, saved):
+        for path in saved.export(config.export_stem, check_batch):
             log.info("exported %s", path)
 
 
 def _bundle_splits(bundle_dir: str | Path):
-    """(model, metadata, config, train files, validation files) of a saved bundle: the split
-    rebuilt from its config (same data, seed and fraction), refused unless its validation
-    counts match the ones the bundle recorded."""
-    model, metadata = bundle.load_bundle(bundle_dir)
-    config = TrainConfig.from_dict(metadata["config"])
+    """(bundle, config, train files, validation files) of a saved bundle: the split rebuilt
+    from its config (same data, seed and fraction), refused unless its validation counts match
+    the ones the bundle recorded."""
+    saved = bundle.Bundle.load(bundle_dir)
+    config = TrainConfig.from_dict(saved.config)
     train_files, val_files, _ = _resolve_splits(config)
-    if val_files.counts() != metadata["data"]["validation"]:
+    recorded = saved.metadata["data"]["validation"]
+    if val_files.counts() != recorded:
         raise data.DataError(f"validation split {val_files.counts()} differs from the one the "
-                             f"bundle recorded {metadata['data']['validation']}; data changed?")
-    return model, metadata, config, train_files, val_files
+                             f"bundle recorded {recorded}; data changed?")
+    return saved, config, train_files, val_files
 
 
 def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
@@ -566,18 +567,16 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     recorded counts. The threshold is mapped through the new temperature, so every decision
     stays the same; only the reported probabilities change.
     """
-    model, metadata, config, _, val_files = _bundle_splits(bundle_dir)
-    spec = ImageSpec(**metadata["image_spec"])
-    logits = predict_logits(model, data.make_dataset(val_files.paths, None, spec,
-                                                     config.batch_size))
+    saved, config, _, val_files = _bundle_splits(bundle_dir)
+    logits = predict_logits(saved.model, data.make_dataset(val_files.paths, None, saved.spec,
+                                                           config.batch_size))
     calibration = Calibration.fit(val_files.labels, logits)
-    threshold = metadata["threshold"]
-    threshold["value"] = calibration.map_threshold(threshold["value"],
-                                                   Calibration.from_metadata(metadata))
+    threshold = saved.metadata["threshold"]
+    threshold["value"] = calibration.map_threshold(threshold["value"], saved.calibration)
     threshold["rule"] += " (mapped through the fitted temperature)"
-    metadata["calibration"] = calibration.to_dict()
-    bundle.write_metadata(bundle_dir, metadata)
-    return metadata
+    saved.metadata["calibration"] = calibration.to_dict()
+    saved.write_metadata()
+    return saved.metadata
 
 
 def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]:
@@ -586,8 +585,8 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
     Predictions change only for images above the novelty threshold."""
     from deepfake_detection.inference import novelty
 
-    model, metadata, config, train_files, val_files = _bundle_splits(bundle_dir)
-    spec = ImageSpec(**metadata["image_spec"])
+    saved, config, train_files, val_files = _bundle_splits(bundle_dir)
+    model, spec = saved.model, saved.spec
     layers = novelty.stage_layers(model)
     features = keras.Model(model.inputs, novelty.feature_output(model, layers))
     pick = np.random.default_rng(config.seed).permutation(len(train_files.paths))[:max_train]
@@ -598,11 +597,11 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
 
     fitted = novelty.fit(embed([train_files.paths[i] for i in pick]), embed(val_files.paths),
                          layers)
-    fitted.save(bundle_dir)
-    metadata["novelty"] = {
+    fitted.save(saved.folder)
+    saved.metadata["novelty"] = {
         "method": "mean squared z-score of per-channel activation mean and log RMS at "
                   f"{', '.join(layers)}",
         "threshold": fitted.threshold, "percentile": fitted.percentile,
         "train_images": len(pick), "validation_images": len(val_files.paths)}
-    bundle.write_metadata(bundle_dir, metadata)
-    return metadata["novelty"]
+    saved.write_metadata()
+    return saved.metadata["novelty"]
