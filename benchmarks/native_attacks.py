@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from deepfake_detection.evaluation import robustness
+    from deepfake_detection.evaluation import rendering, robustness
     from deepfake_detection.inference.detectors import load
     from deepfake_detection.training.data import discover
 
@@ -42,8 +42,8 @@ def main() -> None:
     x = np.stack([detector.prepare(test.paths[i])[0] for i in idx])
     y = test.labels[idx].astype(np.int64)
     started = time.perf_counter()
-    result = robustness.sweep(detector, x, y, eps_list=(1.0, 2.0, 4.0), pgd_steps=10,
-                              seed=args.seed, classifier=robustness.decision_classifier(detector))
+    result = robustness.sweep(detector, x, y, robustness.AttackPlan(pgd_steps=10, seed=args.seed),
+                              eps_list=(1.0, 2.0, 4.0))
     result["seconds"] = time.perf_counter() - started
     result["command"] = "python benchmarks/native_attacks.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(exist_ok=True)
@@ -53,7 +53,7 @@ def main() -> None:
              f"{len(y)} centre 256x256 crops of mixed-256 test (balanced, seed {args.seed}). "
              "White-box, L-inf, untargeted, true labels, aimed at the bundle's threshold; PGD-10 "
              "from a random start, step 2.5*eps/10.", ""]
-    lines += robustness.render_sweep(detector.name, result)
+    lines += rendering.render_sweep(detector.name, result)
     (RESULTS / "native_attacks.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

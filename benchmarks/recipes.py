@@ -251,7 +251,7 @@ def main() -> None:
 
 def write(result: dict, out: Path) -> None:
     """recipes.json, recipes.md and battery.png (every recipe's battery in one figure)."""
-    from deepfake_detection.evaluation.perturbations import plot_comparison
+    from deepfake_detection.evaluation.rendering import plot_comparison
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps(result, indent=2))

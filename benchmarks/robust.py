@@ -109,7 +109,8 @@ def score(bundle: str, data: Path, n: int, seed: int, strong: bool) -> dict:
     result["n_attacked"] = len(y)
     result["gradient_norm"] = attacks.input_gradient_norm(detector.model, x, y)
     if strong:
-        result["strong"] = {str(eps): robustness.strongest(detector, x, y, eps, seed=seed)
+        plan = robustness.AttackPlan(seed=seed)
+        result["strong"] = {str(eps): robustness.strongest(detector, x, y, eps, plan)
                             for eps in EPS}
     return result
 

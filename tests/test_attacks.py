@@ -72,14 +72,14 @@ def test_pgd_stays_in_budget_and_range(batch):
 
 def test_sweep_sanity_checks_hold_and_are_seeded(batch):
     detector, x, y = batch
-    result = robustness.sweep(detector, x, y, eps_list=(2.0, 8.0), pgd_steps=5,
-                              progress=False)
+    plan = robustness.AttackPlan(pgd_steps=5, progress=False)
+    result = robustness.sweep(detector, x, y, plan, eps_list=(2.0, 8.0))
     assert result["sanity"]["all_passed"], result["sanity"]
     pgd8 = next(r for r in result["rows"] if r["attack"] == "pgd" and r["eps_255"] == 8.0)
     # The synthetic task's checkerboard is far above 8/255, so it only dents this model; that
     # an undefended detector on real images breaks is tested in test_shared_data.py.
     assert pgd8["accuracy"] < result["clean_accuracy"] and sum(pgd8["flips"].values()) > 0
-    again = robustness.sweep(detector, x, y, eps_list=(2.0, 8.0), pgd_steps=5, progress=False)
+    again = robustness.sweep(detector, x, y, plan, eps_list=(2.0, 8.0))
     assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in result["rows"]]
 
 
@@ -95,7 +95,7 @@ def test_sanity_checks_catch_a_broken_attack():
 
 def test_scenarios_attack_a_seeded_30_percent(batch):
     detector, x, y = batch
-    result = robustness.scenarios(detector, x, y, 8.0, seed=3)
+    result = robustness.scenarios(detector, x, y, robustness.AttackPlan(8.0, seed=3))
     assert result["adversarial"]["at_threshold"]["n"] == round(0.3 * len(x))
     # the design's mixed set is the union: every clean image plus the adversarial copies
     assert result["mixed"]["at_threshold"]["n"] == len(x) + round(0.3 * len(x))
@@ -200,7 +200,8 @@ def test_the_strongest_check_is_a_worst_case_per_image(batch):
     """APGD-CE, APGD-margin, PGD-50 and Square: an image is robust only if all fail, so the
     robust accuracy is at most every single attack's, and every perturbation stays in eps."""
     detector, x, y = batch
-    result = robustness.strongest(detector, x[:12], y[:12], 8.0, progress=False)
+    result = robustness.strongest(detector, x[:12], y[:12], 8.0,
+                                  robustness.AttackPlan(progress=False))
     accuracies = [a["accuracy"] for a in result["attacks"]]
     assert [a["attack"] for a in result["attacks"]] == list(attacks.STRONG_ATTACKS)
     assert result["robust_accuracy"] <= min(accuracies) <= result["clean_accuracy"]

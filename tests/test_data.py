@@ -86,9 +86,9 @@ def test_group_of_uses_the_file_name_prefix():
 @pytest.mark.parametrize("cache", [False, True])
 def test_dataset_yields_model_input(tiny_dataset, cache):
     files = data.discover(tiny_dataset / "test")
+    training = data.Training(0, data.Augmentation(flip=True, shift=2, blur_jpeg_p=0.5))
     ds = data.make_dataset(files.paths, files.labels, ImageSpec(size=16), batch_size=10,
-                           training=True, seed=0, cache=cache,
-                           augment=data.Augmentation(flip=True, shift=2, blur_jpeg_p=0.5))
+                           training=training, cache=cache)
     batches = list(ds)
     images = np.concatenate([x.numpy() for x, _ in batches])
     labels = np.concatenate([y.numpy() for _, y in batches])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepfake_detection.evaluation import perturbations
-from deepfake_detection.evaluation.report import evaluate
+from deepfake_detection.evaluation.report import Parts, evaluate
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.training.trainer import recalibrate
 
@@ -38,8 +38,8 @@ def test_stronger_levels_change_more_and_noise_is_seeded():
 
 def test_battery_and_calibration_appear_in_the_report(tiny_bundle, tmp_path):
     root, model = tiny_bundle
-    report = evaluate(Detector.load(model), root / "data", tmp_path, progress=False,
-                      perturbations=True)
+    report = evaluate(Detector.load(model), root / "data", tmp_path, Parts(perturbations=True),
+                      progress=False)
     assert set(report["perturbations"]["families"]) == set(perturbations.BATTERY)
     assert len(report["perturbations"]["families"]["jpeg_quality"]) == 6
     assert 0 <= report["calibration"]["ece_calibrated"] <= 1
@@ -67,7 +67,8 @@ def test_training_fits_a_temperature_and_recalibration_keeps_decisions(tiny_bund
 def test_comparison_plot_has_a_panel_per_family(tmp_path):
     from PIL import Image
 
-    from deepfake_detection.evaluation.perturbations import BATTERY, plot_comparison
+    from deepfake_detection.evaluation.perturbations import BATTERY
+    from deepfake_detection.evaluation.rendering import plot_comparison
 
     def fake_result(drop: float) -> dict:
         clean = {"accuracy": 0.9, "roc_auc": 0.95}
@@ -87,8 +88,8 @@ def test_baseline_comparison_of_two_batteries(tiny_bundle, tmp_path, capsys):
     from deepfake_detection.interfaces import cli
 
     root, model = tiny_bundle
-    report = evaluate(Detector.load(model), root / "data", tmp_path, progress=False,
-                      perturbations=True, baseline=Detector.load(model))
+    report = evaluate(Detector.load(model), root / "data", tmp_path,
+                      Parts(perturbations=True, baseline=Detector.load(model)), progress=False)
     this, base = report["perturbations"], report["baseline"]["perturbations"]
     assert this["families"] == base["families"] and this["clean"] == base["clean"]
     text = (tmp_path / "report.md").read_text()

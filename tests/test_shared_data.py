@@ -80,8 +80,10 @@ def test_undefended_detector_breaks_under_pgd(slice_bundle):
     sd32, out = slice_bundle
     detector = Detector.load(out)
     files = data.discover(sd32 / "test")
-    result = robustness.evaluate_attacks(detector, files.paths, files.labels, 8.0, subset=120,
-                                         pgd_steps=10, progress=False)
+    plan = robustness.AttackPlan(8.0, subset=120, pgd_steps=10, progress=False)
+    idx = plan.pick(files.labels)
+    x = np.stack([detector.prepare(files.paths[i])[0] for i in idx])
+    result = robustness.evaluate_attacks(detector, x, files.labels[idx], plan)
     sweep = result["sweep"]
     assert sweep["sanity"]["all_passed"], sweep["sanity"]
     pgd8 = next(r for r in sweep["rows"] if r["attack"] == "pgd" and r["eps_255"] == 8.0)

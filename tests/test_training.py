@@ -15,7 +15,7 @@ from deepfake_detection.inference import bundle
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.interfaces import cli
 from deepfake_detection.models import build_model
-from deepfake_detection.training.config import ConfigError, PhaseConfig, TrainConfig
+from deepfake_detection.training.config import ConfigError, PhaseConfig, TrainConfig, recipe
 from deepfake_detection.training.trainer import train
 
 from .conftest import REPO
@@ -178,6 +178,43 @@ def test_recipe_and_set_overrides(tmp_path):
     for bad in (["--set", "nope=1"], ["--recipe", "nope"]):
         with pytest.raises(ConfigError):
             _train_config(build_parser().parse_args(["train", "--data", str(tmp_path), *bad]))
+
+
+@pytest.mark.parametrize("bad,message", [
+    (["--set", "val_fraction=1.5"], "val_fraction 1.5 is outside"),
+    (["--set", "adv_attack=pgdd"], "adv_attack 'pgdd' is not one of"),
+    (["--set", "fit=stretch"], "fit 'stretch' is not one of"),
+    (["--set", "augment_jpeg_min=0"], "augment_jpeg_min 0 is outside"),
+    (["--set", "batch_size=big"], "batch_size 'big' is not of type int"),
+    (["--set", "class_balance=sources"], "class_balance"),
+    (["--set", "batch_size=0"], "batch_size 0 is outside"),
+    (["--epochs", "main=3", "--set", "ema_momentum=1"], r"ema_momentum 1(\.0)? is outside"),
+])
+def test_flags_and_set_are_validated_like_a_config_file(tmp_path, bad, message):
+    """`--set` and flags used to bypass validation (a typo'd choice or an impossible value
+    failed, if at all, deep inside training); now each is refused before any work."""
+    from deepfake_detection.interfaces.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["train", "--recipe", "fast", "--data", str(tmp_path), *bad])
+    with pytest.raises(ConfigError, match=message):
+        _train_config(args)
+    with pytest.raises(ConfigError, match=message.split()[0]):
+        TrainConfig.from_dict({**recipe("fast").to_dict(), **_as_values(bad)})
+
+
+def _as_values(flags: list[str]) -> dict:
+    """The same bad values as config-file entries (typed as JSON would give them)."""
+    import json
+
+    values = {}
+    for flag, item in zip(flags[::2], flags[1::2]):
+        if flag == "--set":
+            key, _, raw = item.partition("=")
+            try:
+                values[key] = json.loads(raw)
+            except ValueError:
+                values[key] = raw
+    return values
 
 
 def test_another_folder_gets_an_in_distribution_comparison(trained, tmp_path):

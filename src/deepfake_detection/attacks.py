@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-PIXEL_RANGE = (0.0, 255.0)
+from deepfake_detection.imaging import PIXEL_RANGE
 
 
 def parse_eps(value: str | float) -> float:
@@ -54,9 +54,9 @@ def describe_eps(value: str | float) -> str:
     return f"{eps:g}/255 (given as {text}, {how})"
 
 
-def eps_to_pixels(eps255: float, pixel_range: tuple[float, float] = PIXEL_RANGE) -> float:
+def eps_to_pixels(eps255: float) -> float:
     """Convert eps in /255 units to the model's input scale."""
-    return eps255 * (pixel_range[1] - pixel_range[0]) / 255.0
+    return eps255 * (PIXEL_RANGE[1] - PIXEL_RANGE[0]) / 255.0
 
 
 class TwoLogits:
@@ -95,7 +95,7 @@ class MarginLoss:
         return tf.reduce_sum(margin) if reduction == "sum" else tf.reduce_mean(margin)
 
 
-def art_classifier(model, input_size: int, pixel_range: tuple[float, float] = PIXEL_RANGE,
+def art_classifier(model, input_size: int,
                    offset: float = 0.0, loss: str = "ce"):
     """An ART TensorFlowV2Classifier over `TwoLogits(model, offset)` with the real clip values
     and a cross-entropy (`ce`) or margin (`margin`) loss."""
@@ -108,24 +108,25 @@ def art_classifier(model, input_size: int, pixel_range: tuple[float, float] = PI
         input_shape=(input_size, input_size, 3),
         loss_object=(MarginLoss() if loss == "margin" else
                      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
-        clip_values=pixel_range,
+        clip_values=PIXEL_RANGE,
     )
 
 
 def art_attack(classifier, kind: str, eps255: float, steps: int = 10,
                step_size255: float | None = None, random_start: bool = True,
-               pixel_range: tuple[float, float] = PIXEL_RANGE, batch_size: int | None = None):
+               batch_size: int | None = None):
     """An ART FGSM or PGD (L-inf, untargeted). PGD's default step is 2.5 * eps / steps; the
-    default batch follows the classifier's input size (`attack_batch`)."""
+    default batch follows the classifier's input size (`attack_batch`). (Seven parameters: the
+    classifier and ART's own independent knobs of one attack.)"""
     from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
-    eps = eps_to_pixels(eps255, pixel_range)
+    eps = eps_to_pixels(eps255)
     batch_size = batch_size or attack_batch(classifier.input_shape[0])
     if kind == "fgsm":
         return FastGradientMethod(classifier, norm=np.inf, eps=eps, eps_step=eps,
                                   batch_size=batch_size)
     if kind == "pgd":
-        step = eps_to_pixels(step_size255, pixel_range) if step_size255 else 2.5 * eps / steps
+        step = eps_to_pixels(step_size255) if step_size255 else 2.5 * eps / steps
         return ProjectedGradientDescent(
             classifier, norm=np.inf, eps=eps, eps_step=step, max_iter=steps,
             num_random_init=1 if random_start else 0, batch_size=batch_size, verbose=False)
@@ -139,17 +140,17 @@ STRONG_ATTACKS = ("apgd_ce", "apgd_margin", "pgd50", "square")
 
 
 def strong_attack(classifier, margin_classifier, kind: str, eps255: float,
-                  restarts: int = 1, square_queries: int = 1000, batch_size: int | None = None,
-                  pixel_range: tuple[float, float] = PIXEL_RANGE):
+                  restarts: int = 1, square_queries: int = 1000, batch_size: int | None = None):
     """One attack of STRONG_ATTACKS (L-inf, untargeted, 100 APGD iterations); the default
-    batch follows the classifier's input size (`attack_batch`)."""
+    batch follows the classifier's input size (`attack_batch`). (Seven parameters: two views
+    of the classifier and ART's own independent knobs of one attack.)"""
     from art.attacks.evasion import (
         AutoProjectedGradientDescent,
         ProjectedGradientDescent,
         SquareAttack,
     )
 
-    eps = eps_to_pixels(eps255, pixel_range)
+    eps = eps_to_pixels(eps255)
     batch_size = batch_size or attack_batch(classifier.input_shape[0])
     if kind in ("apgd_ce", "apgd_margin"):
         return AutoProjectedGradientDescent(
@@ -169,7 +170,8 @@ def strong_attack(classifier, margin_classifier, kind: str, eps255: float,
 
 def generate(classifier, kind: str, x: np.ndarray, y: np.ndarray, eps255: float,
              seed: int = 0, **kwargs) -> np.ndarray:
-    """Adversarial images for `x` with true labels `y` (0 = REAL, 1 = FAKE), seeded."""
+    """Adversarial images for `x` with true labels `y` (0 = REAL, 1 = FAKE), seeded; `kwargs`
+    are `art_attack`'s."""
     return run_attack(art_attack(classifier, kind, eps255, **kwargs), x, y, seed)
 
 
@@ -190,8 +192,7 @@ def _bce_grad_sign(model, x, y):
     return tf.sign(tape.gradient(loss, x))
 
 
-def fgsm_tf(model, x, y, eps: float, pixel_range=PIXEL_RANGE, random_start: bool = False,
-            seed=None):
+def fgsm_tf(model, x, y, eps: float, random_start: bool = False, seed=None):
     """In-graph FGSM (optionally from a random start: 'fast is better than free').
 
     `eps` is in the model's input units; `y` holds 0/1 labels as floats.
@@ -203,27 +204,27 @@ def fgsm_tf(model, x, y, eps: float, pixel_range=PIXEL_RANGE, random_start: bool
     start = x
     if random_start:
         start = x + tf.random.uniform(tf.shape(x), -eps, eps, seed=seed)
-        start = tf.clip_by_value(start, *pixel_range)
+        start = tf.clip_by_value(start, *PIXEL_RANGE)
         step = 1.25 * eps  # Wong et al. 2020's step for FGSM with a random start
     else:
         step = eps
     adv = start + step * _bce_grad_sign(model, start, y)
     adv = tf.clip_by_value(adv, x - eps, x + eps)
-    return tf.stop_gradient(tf.clip_by_value(adv, *pixel_range))
+    return tf.stop_gradient(tf.clip_by_value(adv, *PIXEL_RANGE))
 
 
-def pgd_tf(model, x, y, eps: float, steps: int, step_size: float, pixel_range=PIXEL_RANGE,
-           seed=None):
-    """In-graph L-inf PGD from a uniform random start (Madry et al. 2018)."""
+def pgd_tf(model, x, y, eps: float, steps: int, step_size: float, seed=None):
+    """In-graph L-inf PGD from a uniform random start (Madry et al. 2018). (Seven parameters:
+    the model, the batch and the attack's definition: eps, steps, step size, seed.)"""
     import tensorflow as tf
 
     x = tf.convert_to_tensor(x, tf.float32)
     y = tf.cast(tf.reshape(y, [-1]), tf.float32)
     adv = tf.clip_by_value(x + tf.random.uniform(tf.shape(x), -eps, eps, seed=seed),
-                           *pixel_range)
+                           *PIXEL_RANGE)
     for _ in range(steps):
         adv = adv + step_size * _bce_grad_sign(model, adv, y)
-        adv = tf.clip_by_value(tf.clip_by_value(adv, x - eps, x + eps), *pixel_range)
+        adv = tf.clip_by_value(tf.clip_by_value(adv, x - eps, x + eps), *PIXEL_RANGE)
     return tf.stop_gradient(adv)
 
 
@@ -250,17 +251,16 @@ def input_gradient_norm(model, x: np.ndarray, y: np.ndarray, chunk: int = 32) ->
     return total / max(1, len(x))
 
 
-def perturbation_check(x: np.ndarray, x_adv: np.ndarray, eps255: float,
-                       pixel_range: tuple[float, float] = PIXEL_RANGE) -> dict[str, Any]:
+def perturbation_check(x: np.ndarray, x_adv: np.ndarray, eps255: float) -> dict[str, Any]:
     """`0 < ||x_adv - x||_inf <= eps` and inside the pixel range, in /255 units."""
-    scale = 255.0 / (pixel_range[1] - pixel_range[0])
+    scale = 255.0 / (PIXEL_RANGE[1] - PIXEL_RANGE[0])
     linf = float(np.max(np.abs(x_adv.astype(np.float64) - x)) * scale)
     return {
         "linf_255": linf,
         "within_eps": linf <= eps255 + 1e-3,
         "nonzero": linf > 0,
-        "in_range": bool(x_adv.min() >= pixel_range[0] - 1e-3
-                         and x_adv.max() <= pixel_range[1] + 1e-3),
+        "in_range": bool(x_adv.min() >= PIXEL_RANGE[0] - 1e-3
+                         and x_adv.max() <= PIXEL_RANGE[1] + 1e-3),
     }
 
 

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -31,7 +31,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
-_RESAMPLE = {
+_RESAMPLE = {  # the values of ResizeMethod
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -40,11 +40,17 @@ _RESAMPLE = {
 }
 
 
-FITS = ("center_crop", "squash", "native")
+Fit = Literal["center_crop", "squash", "native"]
+FITS = get_args(Fit)
+ResizeMethod = Literal["nearest", "bilinear", "bicubic", "lanczos", "box"]
 
 
 class ImageError(DetectionError, ValueError):
     """An input that cannot be read as an image; the message says which and why."""
+
+
+# The pixels every model consumes; attacks clip to it and express eps in 1/255 of it.
+PIXEL_RANGE = (0.0, 255.0)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ class ImageSpec:
         fit: str. `center_crop` (keep aspect, crop the long side, resize), `squash` (resize the
             whole image) or `native` (never resize: the model sees size x size crops of the
             pixels as they are; `prepare` takes the centre crop, the Detector a grid of crops).
-        pixel_min: float. Lowest input value the model consumes.
+        pixel_min: float. Lowest input value the model consumes (PIXEL_RANGE: every model
+            of this project takes 0..255, so attacks and perturbations work in those pixels).
         pixel_max: float. Highest input value the model consumes.
     """
 
@@ -72,6 +79,8 @@ class ImageSpec:
             raise ValueError(f"resize_method must be one of {sorted(_RESAMPLE)}")
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}")
+        if (self.pixel_min, self.pixel_max) != PIXEL_RANGE:
+            raise ValueError(f"pixel range must be {PIXEL_RANGE} (models take 0..255 pixels)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

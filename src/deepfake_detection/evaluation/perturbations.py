@@ -8,7 +8,6 @@ Detector's own preprocessing), seeded, and scored at the bundle's threshold.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,74 +83,3 @@ def _score(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict[st
             "roc_auc": ranking_metrics(labels, probs)["roc_auc"]}
 
 
-def plot_battery(result: dict[str, Any], out: Path) -> list[str]:
-    """One PNG per family: accuracy and ROC-AUC against the perturbation level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = []
-    for family, rows in result["families"].items():
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        levels = [r["level"] for r in rows]
-        for key, style in (("accuracy", "o-"), ("roc_auc", "s--")):
-            ax.plot(levels, [r[key] for r in rows], style, label=key)
-            ax.axhline(result["clean"][key], color="grey", lw=0.6, ls=":")
-        ax.set_xlabel(family)
-        ax.set_ylim(0, 1)
-        ax.legend(fontsize=7)
-        ax.set_title(f"{family} (dotted: clean)", fontsize=9)
-        fig.tight_layout()
-        name = f"perturbation_{family}.png"
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        names.append(name)
-    return names
-
-
-def plot_comparison(results: dict[str, dict[str, Any]], path: Path) -> str:
-    """Several detectors' batteries in one figure: a panel per family, ROC-AUC (solid) and
-    accuracy at each bundle's threshold (dashed) against the level; level 'clean' first."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    families = list(next(iter(results.values()))["families"])
-    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3.2), sharey=True)
-    for ax, family in zip(np.atleast_1d(axes), families):
-        for i, (name, result) in enumerate(results.items()):
-            rows = result["families"][family]
-            labels = ["clean"] + [f"{r['level']:g}" for r in rows]
-            colour = f"C{i}"
-            for key, style in (("roc_auc", "-"), ("accuracy", "--")):
-                values = [result["clean"][key]] + [r[key] for r in rows]
-                ax.plot(labels, values, style, marker="o", ms=3, color=colour,
-                        label=f"{name} {'ROC-AUC' if key == 'roc_auc' else 'accuracy'}")
-        ax.set_title(family, fontsize=9)
-        ax.set_ylim(0.4, 1.0)
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    np.atleast_1d(axes)[0].legend(fontsize=6, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
-
-
-def render_battery(result: dict[str, Any]) -> list[str]:
-    c = result["clean"]
-    lines = ["", "## Perturbation battery", "",
-             "Applied at the model's input size, identically to REAL and FAKE, seeded; "
-             "metrics at the bundle threshold.", "",
-             "| perturbation | level | accuracy | REAL acc. | FAKE acc. | ROC-AUC |",
-             "|---|---|---|---|---|---|",
-             f"| none | - | {c['accuracy']:.4f} | {c['REAL_accuracy']:.4f} | "
-             f"{c['FAKE_accuracy']:.4f} | {c['roc_auc']:.4f} |"]
-    for family, rows in result["families"].items():
-        for r in rows:
-            lines.append(f"| {family} | {r['level']:g} | {r['accuracy']:.4f} | "
-                         f"{r['REAL_accuracy']:.4f} | {r['FAKE_accuracy']:.4f} | "
-                         f"{r['roc_auc']:.4f} |")
-    return lines

@@ -6,7 +6,7 @@ passed, eps in 1/255 of the 0..255 input. Accuracy is read at the bundle's thres
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,39 @@ from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import classification_metrics, ranking_metrics
 
 SWEEP_EPS = (0.5, 1.0, 2.0, 4.0, 8.0)
+STRONGEST_EPS = (2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True)
+class AttackPlan:
+    """What `evaluate --attacks` runs, and how (every attack here reads it).
+
+    Args:
+        eps255: float. The scenarios' FGSM eps, in 1/255 of the pixel range.
+        subset: int. Seeded, class-balanced images attacked (0: all).
+        pgd_steps: int. PGD iterations in the sweep.
+        seed: int. Seeds the subset, random starts and the scenarios' copies.
+        progress: bool. Progress bars.
+        eps_given: str or None. The eps as the user wrote it, for the threat model's text.
+        strongest_suite: bool. Also run the strongest check (`strongest`) at STRONGEST_EPS.
+    """
+
+    eps255: float = 8.0
+    subset: int = 0
+    pgd_steps: int = 10
+    seed: int = 0
+    progress: bool = True
+    eps_given: str | None = None
+    strongest_suite: bool = False
+
+    def pick(self, labels: np.ndarray) -> np.ndarray:
+        """Indices of the attacked images: a seeded half of `subset` per class, or all."""
+        idx = np.arange(len(labels))
+        if self.subset and self.subset < len(labels):
+            rng = np.random.default_rng(self.seed)
+            idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[
+                : self.subset // 2] for c in (0, 1)]))
+        return idx
 
 
 def _metrics(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
@@ -36,19 +69,19 @@ def _flips(detector: Detector, labels, clean_probs, adv_probs) -> dict[str, int]
             "FAKE->REAL": int(np.sum(before & ~after & (labels == 1)))}
 
 
-def scenarios(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float,
-              fraction: float = 0.3, seed: int = 0, classifier=None,
-              eps_given: str | None = None) -> dict[str, Any]:
+def scenarios(detector: Detector, x: np.ndarray, y: np.ndarray, plan: AttackPlan,
+              classifier=None, fraction: float = 0.3) -> dict[str, Any]:
     """The original design's three test sets: Standard (clean), Adversarial (FGSM copies of a
     seeded `fraction` of the set) and Mixed (the clean set plus those copies: 20,000 + 6,000 =
     26,000 images on CIFAKE's test split)."""
     classifier = classifier or decision_classifier(detector)
+    eps255, seed = plan.eps255, plan.seed
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x), max(2, round(fraction * len(x))), replace=False))
     x_adv = attacks.generate(classifier, "fgsm", x[idx], y[idx], eps255, seed=seed)
     clean = detector.probabilities(x)
     adv = detector.probabilities(x_adv)
-    eps_text = eps_given or f"{eps255:g}/255"
+    eps_text = plan.eps_given or f"{eps255:g}/255"
     return {
         "threat_model": f"FGSM, L-inf, eps {eps_text}, white-box, true labels, adversarial "
                         f"copies of {len(idx)} of the {len(x)} images (seed {seed}); mixed = "
@@ -60,36 +93,19 @@ def scenarios(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float,
     }
 
 
-def plot_scenarios(result: dict[str, Any], path: Path) -> str:
-    """One confusion matrix per scenario, at the bundle's threshold."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    for ax, name in zip(axes, ("standard", "adversarial", "mixed")):
-        at = result[name]["at_threshold"]
-        ConfusionMatrixDisplay(np.asarray(at["confusion_matrix"]),
-                               display_labels=("REAL", "FAKE")).plot(ax=ax, colorbar=False)
-        ax.set_title(f"{name} (n={at['n']}, acc. {at['accuracy']:.3f})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
-
-
-def sweep(detector: Detector, x: np.ndarray, y: np.ndarray, eps_list=SWEEP_EPS,
-          pgd_steps: int = 10, seed: int = 0, progress: bool = True,
-          classifier=None) -> dict[str, Any]:
+def sweep(detector: Detector, x: np.ndarray, y: np.ndarray, plan: AttackPlan,
+          classifier=None, eps_list=SWEEP_EPS) -> dict[str, Any]:
     """FGSM and PGD at each eps: accuracy, ROC-AUC, flips per class, 8-bit-rounded accuracy,
     plus the sanity checks that make the numbers believable."""
     classifier = classifier or decision_classifier(detector)
+    pgd_steps = plan.pgd_steps
     clean = detector.probabilities(x)
     clean_acc = float(_held(detector, clean, y).mean())
     rows = []
     jobs = [(kind, eps) for eps in eps_list for kind in ("fgsm", "pgd")]
-    for kind, eps in tqdm(jobs, desc="attacks", disable=not progress):
+    for kind, eps in tqdm(jobs, desc="attacks", disable=not plan.progress):
         steps = {"steps": pgd_steps} if kind == "pgd" else {}
-        x_adv = attacks.generate(classifier, kind, x, y, eps, seed=seed, **steps)
+        x_adv = attacks.generate(classifier, kind, x, y, eps, seed=plan.seed, **steps)
         probs = detector.probabilities(x_adv)
         rounded = detector.probabilities(attacks.quantize(x_adv))
         rows.append({
@@ -130,56 +146,14 @@ def sanity_checks(result: dict[str, Any], gradient_norm: float) -> dict[str, Any
     return checks
 
 
-def plot_sweep(results: dict[str, dict[str, Any]], path: Path) -> str:
-    """Robustness curves: accuracy vs eps for each model and attack."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, result in results.items():
-        for kind, style in (("fgsm", "--"), ("pgd", "-")):
-            rows = [r for r in result["rows"] if r["attack"] == kind]
-            ax.plot([0] + [r["eps_255"] for r in rows],
-                    [result["clean_accuracy"]] + [r["accuracy"] for r in rows],
-                    style, marker="o", label=f"{name} {kind.upper()}")
-    ax.set_xlabel("eps (/255, L-inf)")
-    ax.set_ylabel("accuracy at the bundle threshold")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Robustness curve")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
-
-
-def render_sweep(name: str, result: dict[str, Any]) -> list[str]:
-    """Markdown table of a sweep, with the sanity checks underneath."""
-    lines = [f"### {name}: clean accuracy {result['clean_accuracy']:.4f}, ROC-AUC "
-             f"{result['clean_roc_auc']:.4f} ({result['n']} images)", "",
-             "| attack | eps/255 | accuracy | 8-bit rounded | ROC-AUC | REAL->FAKE | FAKE->REAL |",
-             "|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        label = "FGSM" if r["attack"] == "fgsm" else f"PGD-{r['steps']}"
-        lines.append(f"| {label} | {r['eps_255']:g} | {r['accuracy']:.4f} | "
-                     f"{r['accuracy_8bit']:.4f} | {r['roc_auc']:.4f} | "
-                     f"{r['flips']['REAL->FAKE']} | {r['flips']['FAKE->REAL']} |")
-    checks = ", ".join(f"{k} {'OK' if v else 'FAILED'}" for k, v in result["sanity"].items()
-                       if isinstance(v, bool) and k != "all_passed")
-    return lines + ["", f"Sanity checks: {checks}.", ""]
-
-
 def decision_classifier(detector: Detector, loss: str = "ce"):
     """ART's view of the detector whose argmax is the detector's own verdict (see TwoLogits)."""
     offset = float(detector.calibration.undo(detector.threshold))
     return attacks.art_classifier(detector.model, detector.spec.size, offset=offset, loss=loss)
 
 
-def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, seed: int = 0,
-              square_queries: int = 1000, progress: bool = True) -> dict[str, Any]:
+def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float,
+              plan: AttackPlan, square_queries: int = 1000) -> dict[str, Any]:
     """Every attack of `attacks.STRONG_ATTACKS` at one eps; an image counts as robust only when
     all of them fail on it (AutoAttack's worst case), so `robust_accuracy` is never above the
     weakest single figure."""
@@ -188,9 +162,9 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
     robust = correct.copy()
     rows = []
     for kind in tqdm(attacks.STRONG_ATTACKS, desc=f"strong attacks {eps255:g}/255",
-                     disable=not progress):
+                     disable=not plan.progress):
         attack = attacks.strong_attack(ce, margin, kind, eps255, square_queries=square_queries)
-        x_adv = attacks.run_attack(attack, x, y, seed)
+        x_adv = attacks.run_attack(attack, x, y, plan.seed)
         held = _held(detector, detector.probabilities(x_adv), y)
         robust &= held
         rows.append({"attack": kind, "accuracy": float(held.mean()),
@@ -202,68 +176,17 @@ def strongest(detector: Detector, x: np.ndarray, y: np.ndarray, eps255: float, s
                             f"Square ({square_queries} queries); worst case per image"}
 
 
-STRONGEST_EPS = (2.0, 4.0, 8.0)
-
-
-def evaluate_attacks(detector: Detector, paths: list[str], labels: np.ndarray, eps255: float,
-                     subset: int = 0, pgd_steps: int = 10, seed: int = 0,
-                     progress: bool = True, eps_given: str | None = None,
-                     strongest_suite: bool = False) -> dict[str, Any]:
-    """Scenarios at `eps255` and the sweep on a seeded, class-stratified subset of a split."""
-    rng = np.random.default_rng(seed)
-    idx = np.arange(len(paths))
-    if subset and subset < len(paths):
-        per_class = [rng.permutation(np.flatnonzero(labels == c))[: subset // 2] for c in (0, 1)]
-        idx = np.sort(np.concatenate(per_class))
-    x = np.stack([detector.prepare(paths[i])[0] for i in idx])
-    y = labels[idx].astype(np.int64)
+def evaluate_attacks(detector: Detector, x: np.ndarray, labels: np.ndarray,
+                     plan: AttackPlan) -> dict[str, Any]:
+    """Scenarios at `plan.eps255` and the sweep (and the strongest check when asked) on
+    prepared images `x` (the caller takes `plan.pick` of its split)."""
+    y = labels.astype(np.int64)
     classifier = decision_classifier(detector)
-    result = {
-        "scenarios": scenarios(detector, x, y, eps255, seed=seed, classifier=classifier,
-                               eps_given=eps_given),
-        "sweep": sweep(detector, x, y, pgd_steps=pgd_steps, seed=seed, progress=progress,
-                       classifier=classifier),
-    }
-    if strongest_suite:
-        result["strongest"] = {f"{e:g}": strongest(detector, x, y, e, seed=seed,
-                                                    progress=progress) for e in STRONGEST_EPS}
+    result = {"scenarios": scenarios(detector, x, y, plan, classifier),
+              "sweep": sweep(detector, x, y, plan, classifier)}
+    if plan.strongest_suite:
+        result["strongest"] = {f"{e:g}": strongest(detector, x, y, e, plan)
+                               for e in STRONGEST_EPS}
     return result
 
 
-def render_strongest(results: dict[str, dict[str, Any]]) -> list[str]:
-    """The strongest suite per eps: each attack's accuracy and the worst case per image."""
-    if not results:
-        return []
-    first = next(iter(results.values()))
-    names = [a["attack"] for a in first["attacks"]]
-    lines = ["", f"Strongest check ({first['threat_model']}; {first['n']} images):", "",
-             "| eps/255 | " + " | ".join(names) + " | robust accuracy (worst case) |",
-             "|---|" + "---|" * (len(names) + 1)]
-    for eps, r in results.items():
-        lines.append(f"| {eps} | " + " | ".join(f"{a['accuracy']:.4f}" for a in r["attacks"])
-                     + f" | **{r['robust_accuracy']:.4f}** |")
-    return lines
-
-
-def render_study(reports: dict[str, dict[str, Any]], threat_models: dict[str, str],
-                 command: str) -> str:
-    """One Markdown report comparing models evaluated with `evaluate(..., attack=...)`."""
-    eps_list = sorted({r["eps_255"] for rep in reports.values()
-                       for r in rep["adversarial"]["sweep"]["rows"]})
-    lines = ["# Robustness study", "", f"Reproduce: `{command}`", "",
-             "Threat model of every attack: white-box, L-inf, untargeted, true labels, eps in "
-             "/255 of the 0..255 input; accuracy at each bundle's own threshold.", "",
-             "| model | trained against | clean acc. | clean ROC-AUC | "
-             + " | ".join(f"PGD {e:g}/255" for e in eps_list) + " |",
-             "|---|---|---|---|" + "---|" * len(eps_list)]
-    for name, rep in reports.items():
-        sweep_result = rep["adversarial"]["sweep"]
-        pgd = {r["eps_255"]: r["accuracy"] for r in sweep_result["rows"] if r["attack"] == "pgd"}
-        lines.append(f"| {name} | {threat_models[name]} | "
-                     f"{rep['clean']['at_threshold']['accuracy']:.4f} | "
-                     f"{rep['clean']['roc_auc']:.4f} | "
-                     + " | ".join(f"{pgd[e]:.4f}" for e in eps_list) + " |")
-    lines += ["", "![robustness curve](robustness_curve.png)", ""]
-    for name, rep in reports.items():
-        lines += render_sweep(name, rep["adversarial"]["sweep"])
-    return "\n".join(lines) + "\n"

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deepfake_detection.errors import DetectionError
 from deepfake_detection.interfaces import outputs
+
+if TYPE_CHECKING:  # the CLI imports TensorFlow-heavy modules only in the command that runs
+    from deepfake_detection.evaluation.report import Parts
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
@@ -78,6 +83,7 @@ def _train_config(args: argparse.Namespace):
         if name not in phases or not count.isdigit():
             raise ConfigError(f"--epochs {item!r}: use PHASE=N with PHASE in {sorted(phases)}")
         phases[name].epochs = int(count)
+    config.validate()  # flags, --set and --epochs are checked as a config file is
     return config
 
 
@@ -109,7 +115,9 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
     import copy
 
     _need_art()
-    from deepfake_detection.evaluation.robustness import plot_sweep, render_study
+    from deepfake_detection.evaluation.rendering import plot_sweep, render_study
+    from deepfake_detection.evaluation.report import Parts
+    from deepfake_detection.evaluation.robustness import AttackPlan
     from deepfake_detection.inference.bundle import Bundle
     from deepfake_detection.training.trainer import check_outputs, train
 
@@ -129,10 +137,10 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
         meta = Bundle.open(bundle_dir).metadata
         threat_models[name] = (meta["adversarial_training"]["threat_model"]
                                if meta["adversarial_training"]["applied"] else "nothing")
-        attack = {"eps255": config.adv_eps, "subset": args.attack_subset,
-                  "pgd_steps": args.pgd_steps, "seed": config.seed}
+        plan = AttackPlan(eps255=config.adv_eps, subset=args.attack_subset,
+                          pgd_steps=args.pgd_steps, seed=config.seed)
         reports[name] = _evaluate(bundle_dir, config.data_dir, bundle_dir / "report",
-                                  config.batch_size, attack)
+                                  config.batch_size, Parts(attack=plan))
     plot_sweep({n: r["adversarial"]["sweep"] for n, r in reports.items()},
                out / "robustness_curve.png")
     summary = {n: {"clean": r["clean"], "adversarial": r["adversarial"],
@@ -165,11 +173,11 @@ def cmd_novelty(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
-              attack: dict | None = None, perturbations: bool = False,
-              baseline: str | None = None) -> dict:
-    """Evaluate and print the headline figures; returns the report dict."""
-    from deepfake_detection.evaluation.report import evaluate
+def _evaluate(model: Path | str | None, data_dir: str, out: Path, batch_size: int,
+              parts: Parts | None = None) -> dict:
+    """Evaluate (with the bundle's training history) and print the headline figures; returns
+    the report dict."""
+    from deepfake_detection.evaluation.report import Parts, evaluate
     from deepfake_detection.inference.bundle import HISTORY_FILE
     from deepfake_detection.inference.detectors import load, resolve
 
@@ -178,9 +186,8 @@ def _evaluate(model: Path | None, data_dir: str, out: Path, batch_size: int,
     model = resolve(model)
     history_file = model / HISTORY_FILE  # resolve() always names a bundle folder or file
     history = json.loads(history_file.read_text()) if history_file.is_file() else None
-    report = evaluate(detector, data_dir, out, history=history, batch_size=batch_size,
-                      attack=attack, perturbations=perturbations,
-                      baseline=load(baseline) if baseline else None)
+    parts = dataclasses.replace(parts or Parts(), history=history)
+    report = evaluate(detector, data_dir, out, parts, batch_size)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
           f"{detector.threshold:.4f}, ROC-AUC {clean['roc_auc']:.4f}, "
@@ -227,20 +234,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     shipped = model is None or model in BUNDLES
     out = (Path(args.out) if args.out else
            Path("runs") / f"{model or 'cifake'}-report" if shipped else Path(model) / "report")
-    attack = None
+    from deepfake_detection.evaluation.report import Parts
+    from deepfake_detection.evaluation.robustness import AttackPlan
+
+    plan = None
     if args.attacks:
         from deepfake_detection.attacks import describe_eps, parse_eps
 
         _need_art()
-        attack = {"eps255": parse_eps(args.eps), "eps_given": describe_eps(args.eps),
-                  "subset": args.attack_subset, "pgd_steps": args.pgd_steps, "seed": args.seed,
-                  "strongest_suite": args.strongest}
+        plan = AttackPlan(eps255=parse_eps(args.eps), eps_given=describe_eps(args.eps),
+                          subset=args.attack_subset, pgd_steps=args.pgd_steps, seed=args.seed,
+                          strongest_suite=args.strongest)
     if args.baseline and not args.perturbations:
         from deepfake_detection.training.data import DataError
 
         raise DataError("--baseline compares perturbation batteries: add --perturbations")
-    report = _evaluate(model, _data_dir(args), out, args.batch_size, attack,
-                       args.perturbations, args.baseline)
+    if args.baseline:
+        from deepfake_detection.inference.detectors import load
+    parts = Parts(attack=plan, perturbations=args.perturbations,
+                  baseline=load(args.baseline) if args.baseline else None)
+    report = _evaluate(model, _data_dir(args), out, args.batch_size, parts)
     if args.model_card:
         from deepfake_detection.inference.detectors import resolve
 
@@ -253,7 +266,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _write_model_card(folder: Path, report: dict, command: str) -> None:
     """The bundle's model card from this evaluation (`command` reproduces it)."""
-    from deepfake_detection.evaluation.report import render_model_card
+    from deepfake_detection.evaluation.rendering import render_model_card
     from deepfake_detection.inference.bundle import Bundle
 
     saved = Bundle.open(folder)

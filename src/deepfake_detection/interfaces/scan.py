@@ -62,6 +62,9 @@ def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
         batch_size: images per Ray batch (and per model call).
         concurrency: Detector actors (each holds one model; about one per 1-2 cores).
         address: Ray cluster address (`auto`, `ray://host:10001`); None starts a local Ray.
+        uncertain_margin: half-width of the `uncertain` band, as for the Detector.
+
+    (Seven parameters: one per `deepfake-detection scan` option, each independent.)
 
     Returns:
         Counts per verdict, errors, images/s, seconds, and the `unmatched` inputs (named

@@ -64,6 +64,8 @@ def block_layout(width: float, depth: float) -> list[tuple[int, int, int, int, i
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True,
              depthwise: bool = False):
+    """Conv (or depthwise conv), BN, optional ReLU6, named as the checkpoint names them. (Seven
+    parameters: each is one property of the layer.)"""
     if depthwise:
         x = keras.layers.DepthwiseConv2D(kernel, stride, "same", use_bias=False,
                                          name=f"{name}_conv")(x)

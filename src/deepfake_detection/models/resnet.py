@@ -34,6 +34,8 @@ def _space_to_depth(x, image_size: int):
 
 def _residual_cnn(name: str, image_size: int, weights: str, widths: tuple[int, ...],
                   blocks_per_stage: int, dropout: float, unshuffle: bool) -> keras.Model:
+    """The residual CNN behind every `resnet_*` name. (Seven parameters: the registry's name
+    and input, and the architecture's independent hyperparameters.)"""
     if weights == "imagenet":
         raise ModelError(f"{name} has no ImageNet weights; use --weights none or a file")
     if unshuffle and image_size % 2:

@@ -10,16 +10,67 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.imaging import Fit, ResizeMethod
 
 
 class ConfigError(DetectionError, ValueError):
     """A configuration value that cannot work; the message names it."""
 
 
-SCHEDULES = ("plateau", "cosine")
+Schedule = Literal["plateau", "cosine"]
+ClassBalance = Literal["weights", "source", "none"]
+CacheMode = Literal["auto", "none"]
+AdvAttack = Literal["fgsm_rs", "pgd", "fgsm"]
+Strategy = Literal["default", "mirrored", "multiworker"]
+SCHEDULES = get_args(Schedule)
+
+
+class Range(NamedTuple):
+    """Allowed values of a number: [low, high], either end open when its flag says so."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        return ((self.low is None or value > self.low or (not self.low_open
+                                                          and value == self.low))
+                and (self.high is None or value < self.high
+                     or (not self.high_open and value == self.high)))
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        opening = "(" if self.low_open or self.low is None else "["
+        closing = ")" if self.high_open or self.high is None else "]"
+        return f"{opening}{low}, {high}{closing}"
+
+
+PROBABILITY = Range(0, 1)
+COUNT = Range(0)
+POSITIVE = Range(0, low_open=True)
+
+
+def check_fields(owner: Any, ranges: dict[str, Range]) -> None:
+    """Every field of a config dataclass has its declared type (a Literal: one of its values)
+    and lies in its range: the one place values are checked, whichever way they were set."""
+    label = getattr(owner, "name", type(owner).__name__)
+    for name, hint in get_type_hints(type(owner)).items():
+        value = getattr(owner, name)
+        if get_origin(hint) is Literal:
+            if value not in get_args(hint):
+                raise ConfigError(f"{label}: {name} {value!r} is not one of {get_args(hint)}")
+        elif hint in (int, float, bool, str):
+            number_ok = hint is float and isinstance(value, int) and not isinstance(value, bool)
+            if not (isinstance(value, hint) or number_ok) or (
+                    hint is int and isinstance(value, bool)):
+                raise ConfigError(f"{label}: {name} {value!r} is not of type {hint.__name__}")
+        if name in ranges and not ranges[name].holds(value):
+            raise ConfigError(f"{label}: {name} {value!r} is outside {ranges[name]}")
 
 
 @dataclass
@@ -45,12 +96,14 @@ class PhaseConfig:
     freeze_base: bool = False
     label_smoothing: float = 0.1
     adversarial: bool = False
-    schedule: str = "plateau"
+    schedule: Schedule = "plateau"
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"phase {self.name}: schedule {self.schedule!r} is not one of "
-                              f"{SCHEDULES}")
+        self.validate()
+
+    def validate(self) -> None:
+        check_fields(self, {"epochs": COUNT, "learning_rate": POSITIVE,
+                            "label_smoothing": Range(0, 1, high_open=True)})
 
 
 def default_phases() -> list[PhaseConfig]:
@@ -140,12 +193,12 @@ class TrainConfig:
     arch: str = "efficientnet_b2"
     weights: str = "imagenet"
     image_size: int = 32
-    resize_method: str = "lanczos"
-    fit: str = "center_crop"
+    resize_method: ResizeMethod = "lanczos"
+    fit: Fit = "center_crop"
     batch_size: int = 64
     val_fraction: float = 0.2
     seed: int = 42
-    class_balance: str = "weights"
+    class_balance: ClassBalance = "weights"
     augment_flip: bool = True
     augment_shift: int = 0
     augment_blur_jpeg: float = 0.0
@@ -160,24 +213,35 @@ class TrainConfig:
     reduce_lr_patience: int = 2
     reduce_lr_factor: float = 0.5
     min_lr: float = 1e-7
-    cache: str = "auto"
+    cache: CacheMode = "auto"
     cache_limit_mb: int = 2048
     max_images_per_class: int = 0
     exclude_sources: list[str] = field(default_factory=list)
     threshold_balanced: bool = True
     calibrate: bool = True
-    adv_attack: str = "fgsm_rs"
+    adv_attack: AdvAttack = "fgsm_rs"
     adv_eps: float = 8.0
     adv_steps: int = 7
     adv_step_size: float = 2.0
     adv_ratio: float = 0.3
     adv_carry_through: bool = True
     adv_monitor_images: int = 256
-    strategy: str = "default"
+    strategy: Strategy = "default"
     scale_lr: bool = True
     deterministic: bool = True
     backup: bool = True
     export_stem: str = "models/final_model"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Types, choices and ranges of every field and phase (flags and `--set` included)."""
+        check_fields(self, RANGES)
+        if not self.phases:
+            raise ConfigError("phases: at least one phase is needed")
+        for phase in self.phases:
+            phase.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,6 +266,19 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+RANGES = {
+    "image_size": Range(8), "batch_size": Range(1), "val_fraction": Range(0, 1, True, True),
+    "augment_shift": COUNT, "augment_blur_jpeg": PROBABILITY, "augment_blur_sigma_max": COUNT,
+    "augment_jpeg_min": Range(1, 100), "augment_rescale": PROBABILITY,
+    "augment_rescale_min": Range(0, 1, low_open=True), "weight_decay": COUNT,
+    "ema_momentum": Range(0, 1, high_open=True), "early_stopping_patience": COUNT,
+    "reduce_lr_patience": COUNT, "reduce_lr_factor": Range(0, 1, True, True), "min_lr": COUNT,
+    "cache_limit_mb": COUNT, "max_images_per_class": COUNT, "adv_eps": Range(0, 255),
+    "adv_steps": Range(1), "adv_step_size": POSITIVE, "adv_ratio": PROBABILITY,
+    "adv_monitor_images": COUNT,
+}
 
 
 def fast_phases(epochs: int = 15, learning_rate: float = 2e-3) -> list[PhaseConfig]:

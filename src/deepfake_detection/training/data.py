@@ -223,24 +223,53 @@ def group_of(path: str) -> str:
     return stem.split("_", 1)[0] if "_" in stem else Path(path).parent.name
 
 
-def make_dataset(
-    paths: Sequence[str],
-    labels: np.ndarray | None,
-    spec: ImageSpec,
-    batch_size: int,
-    training: bool = False,
-    seed: int = 0,
-    cache: bool = False,
-    augment: Augmentation | None = None,
-    sample_weights: np.ndarray | None = None,
-):
+@dataclass(frozen=True, eq=False)
+class Training:
+    """What makes a dataset a training one: reshuffled every epoch, augmented with fresh draws
+    every epoch (after the cache), and optionally weighted per image.
+
+    Args:
+        seed: int. Seeds the shuffle and the augmentation's per-image seed stream.
+        augment: Augmentation or None.
+        sample_weights: array or None. One weight per image (`source_weights`).
+    """
+
+    seed: int = 0
+    augment: Augmentation | None = None
+    sample_weights: np.ndarray | None = None
+
+
+def make_dataset(paths: Sequence[str], labels: np.ndarray | None, spec: ImageSpec,
+                 batch_size: int, training: Training | None = None, cache: bool = False):
     """A batched `tf.data.Dataset` of (0..255 float32 images, float labels[, weights]), or
-    images only.
+    images only; for `training`, shuffled, augmented and weighted as it says.
 
     Decoding runs in parallel through `imaging.load_prepared`, the same function the Detector
     uses. Files that fail to decode anyway (changed since screening) are dropped, not fatal.
-    `augment` applies only when `training` is true, after the cache (fresh draws every epoch).
     """
+    import tensorflow as tf
+
+    columns: list[Any] = [list(paths)]
+    if labels is not None:
+        columns.append(np.asarray(labels, np.float32))
+        if training and training.sample_weights is not None:
+            columns.append(np.asarray(training.sample_weights, np.float32))
+    ds = tf.data.Dataset.from_tensor_slices(tuple(columns) if len(columns) > 1 else columns[0])
+    if training and not cache:
+        ds = ds.shuffle(len(paths), seed=training.seed, reshuffle_each_iteration=True)
+    ds = _decoded(ds, spec, images_only=labels is None)
+    if cache:
+        ds = ds.cache()
+        if training:
+            ds = ds.shuffle(min(len(paths), 20000), seed=training.seed,
+                            reshuffle_each_iteration=True)
+    if training and training.augment and training.augment.active:
+        ds = _augmented(ds, training, images_only=labels is None)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _decoded(ds, spec: ImageSpec, images_only: bool):
+    """Paths decoded to model input in parallel; files that fail to decode are dropped."""
     import tensorflow as tf
 
     def load(path: tf.Tensor) -> np.ndarray:
@@ -251,35 +280,22 @@ def make_dataset(
         image.set_shape((spec.size, spec.size, 3))
         return image
 
-    columns: list[Any] = [list(paths)]
-    if labels is not None:
-        columns.append(np.asarray(labels, np.float32))
-        if sample_weights is not None:
-            columns.append(np.asarray(sample_weights, np.float32))
-    ds = tf.data.Dataset.from_tensor_slices(tuple(columns) if len(columns) > 1 else columns[0])
-    if training and not cache:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    if labels is None:
-        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda p, *rest: (decode(p), *rest), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.ignore_errors(log_warning=True)
-    if cache:
-        ds = ds.cache()
-        if training:
-            ds = ds.shuffle(min(len(paths), 20000), seed=seed, reshuffle_each_iteration=True)
-    if training and augment and augment.active:
-        # Each image draws from its own stateless seed, taken from a seeded stream that differs
-        # every epoch: augmentation is then the same on every run, however the parallel map
-        # schedules its work (a shared random generator would hand out draws in thread order).
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        fn = augment.image_fn()
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            (lambda x, key: fn(x, key)) if labels is None else
-            (lambda item, key: (fn(item[0], key), *item[1:])),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    fn = decode if images_only else (lambda p, *rest: (decode(p), *rest))
+    return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
+
+
+def _augmented(ds, training: Training, images_only: bool):
+    """Each image draws from its own stateless seed, taken from a seeded stream that differs
+    every epoch: augmentation is then the same on every run, however the parallel map
+    schedules its work (a shared random generator would hand out draws in thread order)."""
+    import tensorflow as tf
+
+    seeds = tf.data.Dataset.random(seed=training.seed, rerandomize_each_iteration=True).batch(2)
+    fn = training.augment.image_fn()
+    return tf.data.Dataset.zip(ds, seeds).map(
+        (lambda x, key: fn(x, key)) if images_only else
+        (lambda item, key: (fn(item[0], key), *item[1:])),
+        num_parallel_calls=tf.data.AUTOTUNE)
 
 
 @dataclass(frozen=True)

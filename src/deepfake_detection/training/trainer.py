@@ -104,15 +104,14 @@ class AdversarialModel(keras.Model):
     """Trains `inner` on batches whose first `ratio` share is replaced by adversarial examples
     made, in-graph, against the current weights (never precomputed against an older model)."""
 
-    def __init__(self, inner: keras.Model, config: TrainConfig, pixel_range=(0.0, 255.0)):
+    def __init__(self, inner: keras.Model, config: TrainConfig):
         super().__init__()
         self.inner = inner
         self.attack = config.adv_attack
-        self.eps = attacks.eps_to_pixels(config.adv_eps, pixel_range)
-        self.step = attacks.eps_to_pixels(config.adv_step_size, pixel_range)
+        self.eps = attacks.eps_to_pixels(config.adv_eps)
+        self.step = attacks.eps_to_pixels(config.adv_step_size)
         self.steps = config.adv_steps
         self.ratio = config.adv_ratio
-        self.pixel_range = pixel_range
         if self.attack not in ("fgsm_rs", "pgd"):
             raise ValueError(f"adv_attack must be 'fgsm_rs' or 'pgd', not {self.attack!r}")
 
@@ -121,9 +120,8 @@ class AdversarialModel(keras.Model):
 
     def adversarial(self, x, y):
         if self.attack == "pgd":
-            return attacks.pgd_tf(self.inner, x, y, self.eps, self.steps, self.step,
-                                  self.pixel_range)
-        return attacks.fgsm_tf(self.inner, x, y, self.eps, self.pixel_range, random_start=True)
+            return attacks.pgd_tf(self.inner, x, y, self.eps, self.steps, self.step)
+        return attacks.fgsm_tf(self.inner, x, y, self.eps, random_start=True)
 
     def train_step(self, data):
         import tensorflow as tf
@@ -245,35 +243,14 @@ def run_phase(model, phase: PhaseConfig, run: Run, adversarial: bool = False) ->
         log.info("phase %s: finished before the restart, weights restored from %s", phase.name,
                  done)
         return json.loads(done.with_suffix("").with_suffix(".history.json").read_text())
-    freeze = phase.freeze_base and config.weights != "none"
-    if phase.freeze_base and not freeze:
-        log.info("phase %s: base has random weights (--weights none), so it trains the whole "
-                 "network instead of freezing the base", phase.name)
-    set_base_trainable(model, not freeze)
-    # The design's FGSM copies are in the data already; the other attacks are made per batch.
-    in_graph = adversarial and config.adv_attack != "fgsm"
-    fit_model = AdversarialModel(model, config) if in_graph else model
-    _compile(fit_model, phase, run.steps_per_epoch, config)
-    if config.strategy == "multiworker":
-        distribute.patch_for_multiworker(fit_model)
-    log.info("phase %s: up to %d epochs, Adam %.0e (%s), label smoothing %.2f, base %s, %s",
-             phase.name, phase.epochs, phase.learning_rate, phase.schedule, phase.label_smoothing,
-             "frozen" if freeze else "trainable",
-             f"adversarial ({threat_model(config)})" if adversarial else "clean batches")
+    fit_model = _phase_model(model, phase, run, adversarial)
     # With bad files dropped on the fly the epoch length is unknown until the first one ends;
     # Keras then warns that the input "ran out of data", which is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     callbacks = ([monitor] if monitor and adversarial else []) + _callbacks(
         config, robust=bool(monitor and adversarial), plateau=phase.schedule == "plateau")
     if backup_dir:
-        phase_backup = backup_dir / phase.name
-        state = phase_backup / "training_metadata.json"
-        if state.exists():
-            log.info("phase %s: resuming from its backup after epoch %d", phase.name,
-                     json.loads(state.read_text())["epoch"])
-        if not fit_model.built:  # BackupAndRestore restores into built models only
-            fit_model(np.zeros((1, *model.input_shape[1:]), np.float32))
-        callbacks.append(keras.callbacks.BackupAndRestore(str(phase_backup)))
+        callbacks.append(_epoch_backup(fit_model, model, backup_dir / phase.name))
     history = fit_model.fit(
         run.train_ds,
         validation_data=run.val_ds,
@@ -289,6 +266,38 @@ def run_phase(model, phase: PhaseConfig, run: Run, adversarial: bool = False) ->
         model.save_weights(done)
         done.with_suffix("").with_suffix(".history.json").write_text(json.dumps(result))
     return result
+
+
+def _phase_model(model, phase: PhaseConfig, run: Run, adversarial: bool):
+    """The model one phase fits: base frozen or not, wrapped for per-batch attacks, compiled."""
+    config = run.config
+    freeze = phase.freeze_base and config.weights != "none"
+    if phase.freeze_base and not freeze:
+        log.info("phase %s: base has random weights (--weights none), so it trains the whole "
+                 "network instead of freezing the base", phase.name)
+    set_base_trainable(model, not freeze)
+    # The design's FGSM copies are in the data already; the other attacks are made per batch.
+    in_graph = adversarial and config.adv_attack != "fgsm"
+    fit_model = AdversarialModel(model, config) if in_graph else model
+    _compile(fit_model, phase, run.steps_per_epoch, config)
+    if config.strategy == "multiworker":
+        distribute.patch_for_multiworker(fit_model)
+    log.info("phase %s: up to %d epochs, Adam %.0e (%s), label smoothing %.2f, base %s, %s",
+             phase.name, phase.epochs, phase.learning_rate, phase.schedule, phase.label_smoothing,
+             "frozen" if freeze else "trainable",
+             f"adversarial ({threat_model(config)})" if adversarial else "clean batches")
+    return fit_model
+
+
+def _epoch_backup(fit_model, model, phase_backup: Path):
+    """BackupAndRestore into `phase_backup`: a restarted run resumes at the last epoch."""
+    state = phase_backup / "training_metadata.json"
+    if state.exists():
+        log.info("phase %s: resuming from its backup after epoch %d", phase_backup.name,
+                 json.loads(state.read_text())["epoch"])
+    if not fit_model.built:  # BackupAndRestore restores into built models only
+        fit_model(np.zeros((1, *model.input_shape[1:]), np.float32))
+    return keras.callbacks.BackupAndRestore(str(phase_backup))
 
 
 def predict_logits(model: keras.Model, dataset) -> np.ndarray:
@@ -433,8 +442,8 @@ def prepare_run(config: TrainConfig, replicas: int = 1) -> Run:
     per_image = (data.source_weights(train_files.paths, train_files.labels)
                  if config.class_balance == "source" else None)
     train_ds = data.make_dataset(train_files.paths, train_files.labels, spec, global_batch,
-                                 training=True, seed=config.seed, cache=cache,
-                                 augment=augmentation(config), sample_weights=per_image)
+                                 data.Training(config.seed, augmentation(config), per_image),
+                                 cache)
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
     run = Run(config, spec, train_files, val_files, rejected, train_ds, val_ds,
