@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,34 @@ def test_the_version_has_one_source():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert deepfake_detection.__version__ == project["version"]
+
+
+LAYERS = {"inference": 1, "training": 2, "evaluation": 3, "interfaces": 4}
+
+
+def _layer(module: str) -> int:
+    """Foundations (errors, imaging, metrics, calibration, attacks, models) are 0."""
+    parts = module.split(".")
+    if parts[1:2] == ["__main__"]:
+        return 5
+    return LAYERS.get(parts[1], 0) if len(parts) > 1 else 0
+
+
+def test_no_module_imports_a_layer_above_it():
+    """Data flows one way (README, Layout): the check reads every import, function-local ones
+    included, of every module in the package."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "src"
+    wrong = []
+    for path in sorted((root / "deepfake_detection").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                if name.startswith("deepfake_detection.") and _layer(name) > _layer(module):
+                    wrong.append(f"{module} imports {name}")
+    assert not wrong, wrong
+    assert _layer("deepfake_detection.interfaces.cli") > _layer("deepfake_detection.imaging")
