@@ -109,7 +109,7 @@ def test_resume_needs_a_streamed_output_file(tiny_bundle, folder, capsys):
 
 
 def test_folders_are_walked_lazily_in_a_stable_order(tmp_path):
-    from deepfake_detection.training.data import iter_inputs
+    from deepfake_detection.interfaces.prediction_io import iter_inputs
 
     for sub in ("b", "a/c", "a"):
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)

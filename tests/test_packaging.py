@@ -54,7 +54,8 @@ def test_every_expected_failure_shares_one_base_the_cli_catches():
     from deepfake_detection import imaging, models
     from deepfake_detection.errors import DetectionError
     from deepfake_detection.inference import bundle, export
-    from deepfake_detection.interfaces import outputs, scan
+    from deepfake_detection.interfaces import prediction_io as outputs
+    from deepfake_detection.interfaces import scan
     from deepfake_detection.models import torch_checkpoint
     from deepfake_detection.training import config, data
 

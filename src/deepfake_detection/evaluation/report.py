@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from deepfake_detection.evaluation import rendering
+from deepfake_detection.evaluation import perturbations as battery
+from deepfake_detection.evaluation import rendering, robustness
 from deepfake_detection.evaluation.robustness import AttackPlan
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import (
@@ -166,8 +167,6 @@ def _add_battery(report: dict, detector: Detector, scored: dict[str, Any], image
                  baseline: Detector | None, out: Path) -> None:
     """The everyday-processing battery, and the baseline's beside it when given. (Six
     parameters: the report, what is scored, and the battery's one option.)"""
-    from deepfake_detection.evaluation import perturbations as battery
-
     report["perturbations"] = battery.battery(detector, images, scored["labels"])
     report["plots"] += rendering.plot_battery(report["perturbations"], out)
     if baseline is None:
@@ -189,8 +188,6 @@ def _add_attacks(report: dict, detector: Detector, scored: dict[str, Any],
     """Scenarios, the eps sweep (and the strongest check when asked), with their plots; the
     plan's subset is decoded here unless the battery already decoded every image. (Six
     parameters: the report, what is scored, and the attack plan.)"""
-    from deepfake_detection.evaluation import robustness
-
     idx = plan.pick(scored["labels"])
     x = images[idx] if images is not None else _prepared(
         detector, [scored["paths"][i] for i in idx])

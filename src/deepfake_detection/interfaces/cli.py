@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
+import importlib.util
+import itertools
 import json
 import logging
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepfake_detection.errors import DetectionError
-from deepfake_detection.interfaces import outputs
+
+# The project's other modules are imported inside the command that needs them: `--help`,
+# `predict` and the argument errors then answer without loading TensorFlow first.
+from deepfake_detection.interfaces import prediction_io as outputs
 
 if TYPE_CHECKING:  # the CLI imports TensorFlow-heavy modules only in the command that runs
     from deepfake_detection.evaluation.report import Parts
@@ -112,8 +119,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_robustness_study(args: argparse.Namespace) -> int:
     """The same recipe twice, adversarial phase off and on; both attacked, one report."""
-    import copy
-
     _need_art()
     from deepfake_detection.evaluation.rendering import plot_sweep, render_study
     from deepfake_detection.evaluation.report import Parts
@@ -217,8 +222,6 @@ def _one_detector(model: str | None, what: str) -> None:
 
 def _need_art() -> None:
     """Attacks come from ART, an optional extra: say so before any work."""
-    import importlib.util
-
     if importlib.util.find_spec("art") is None:
         from deepfake_detection.training.data import DataError
 
@@ -285,11 +288,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     walked lazily, and memory stays bounded whatever the folder's size. `--resume` skips the
     sources already in the output file (matched by resolved path) and appends the rest.
     """
-    import itertools
-
     from deepfake_detection.inference.checking import Checker
     from deepfake_detection.inference.detectors import load
-    from deepfake_detection.training.data import DataError, iter_inputs
+    from deepfake_detection.training.data import DataError
 
     streaming = args.jsonl or args.csv
     if args.resume and not (streaming and args.output):
@@ -297,7 +298,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     done = _resume_state(args) if args.output else set()
     unmatched: list[str] = []
     skip = done | ({outputs.source_key(args.output)} if args.output else set())
-    files = (f for f in iter_inputs(args.paths, unmatched)
+    files = (f for f in outputs.iter_inputs(args.paths, unmatched)
              if not skip or outputs.source_key(f) not in skip)
     first = list(itertools.islice(files, 2))
     if not first:
@@ -328,8 +329,6 @@ def _resume_state(args: argparse.Namespace) -> set[str]:
 def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool,
                        unmatched: list[str], skipped: int) -> int:
     """Score `files` into the chosen output and print the one-line summary."""
-    import time
-
     from tqdm.auto import tqdm
 
     if args.tiles:

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from deepfake_detection.errors import DetectionError
-from deepfake_detection.interfaces.outputs import (
+from deepfake_detection.interfaces.prediction_io import (
     VERDICTS,
     count_verdicts,
+    iter_inputs,
     open_output,
     write_stream,
 )
-from deepfake_detection.training.data import iter_inputs
 
 
 class ScanError(DetectionError, RuntimeError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,37 +164,13 @@ def stratified_split(files: FileList, fraction: float, seed: int) -> tuple[FileL
     return subset(~val_mask), subset(val_mask)
 
 
-def iter_inputs(items: Sequence[str], unmatched: list[str] | None = None) -> Iterator[str]:
-    """Files, folders (recursive, image suffixes only) and globs -> image paths, lazily.
-
-    Folders are walked one directory at a time in sorted order, so a folder of millions of files
-    streams in bounded memory and in the same order on every run. Explicit files are kept
-    whatever their suffix, so a mislabelled image is still tried. Items that match nothing are
-    appended to `unmatched`.
-    """
-    import glob
-
-    for item in items:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
-        if not matches or not all(Path(m).exists() for m in matches):
-            if unmatched is not None:
-                unmatched.append(item)
-            continue
-        for match in matches:
-            if not Path(match).is_dir():
-                yield match
-                continue
-            for root, dirs, names in os.walk(match):
-                dirs.sort()
-                for name in sorted(names):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield os.path.join(root, name)
-
-
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     """Inverse-frequency weights, so each class contributes equally to the loss."""
-    counts = np.bincount(labels, minlength=len(CLASS_NAMES))
-    return {i: float(len(labels) / (len(CLASS_NAMES) * c)) for i, c in enumerate(counts)}
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.arange(len(CLASS_NAMES))
+    weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
+    return {int(i): float(w) for i, w in zip(classes, weights)}
 
 
 def source_weights(paths: Sequence[str], labels: np.ndarray) -> np.ndarray:
@@ -301,6 +277,10 @@ def _augmented(ds, training: Training, images_only: bool):
 @dataclass(frozen=True)
 class Augmentation:
     """Training-time augmentation of prepared (model-input-size, 0..255) images.
+
+    Written on tf.image's stateless ops rather than Keras' RandomFlip/RandomTranslation, whose
+    shared generator hands out draws in the parallel map's thread order: here every draw comes
+    from the image's own seed, so two runs of one command augment identically.
 
     Args:
         flip: bool. Random horizontal flips.

@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from deepfake_detection.training.config import ConfigError
+
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
@@ -43,13 +45,9 @@ def strategy_for(name: str):
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
-            from deepfake_detection.training.config import ConfigError
-
             raise ConfigError("--strategy multiworker needs TF_CONFIG (the cluster's worker "
                               "addresses and this worker's task); see the README, 'Scaling out'")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    from deepfake_detection.training.config import ConfigError
-
     raise ConfigError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 

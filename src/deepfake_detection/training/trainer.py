@@ -20,7 +20,7 @@ import numpy as np
 from deepfake_detection import attacks
 from deepfake_detection.calibration import Calibration
 from deepfake_detection.imaging import ImageSpec, load_prepared
-from deepfake_detection.inference import bundle
+from deepfake_detection.inference import bundle, novelty
 from deepfake_detection.metrics import (
     best_f1_threshold,
     classification_metrics,
@@ -592,8 +592,6 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
     """Fit the bundle's novelty model (see `inference.novelty`) on its own training split, with
     the threshold set on its validation split; writes `novelty.npz` and records it in the metadata.
     Predictions change only for images above the novelty threshold."""
-    from deepfake_detection.inference import novelty
-
     saved, config, train_files, val_files = _bundle_splits(bundle_dir)
     model, spec = saved.model, saved.spec
     layers = novelty.stage_layers(model)

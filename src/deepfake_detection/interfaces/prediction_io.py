@@ -1,6 +1,7 @@
-"""Where prediction results go: guarded output files, resumable JSONL/CSV, the table.
+"""Prediction I/O: the images named on the command line, guarded output files, resumable
+JSONL/CSV, the table.
 
-`predict` and `scan` both write through here, so neither can overwrite an input image or an
+`predict` and `scan` both read and write through here, so neither can overwrite an input image or an
 earlier result by accident, and `--resume` reads back exactly what they wrote. Every check runs
 before the model loads: a bad `-o` costs nothing.
 """
@@ -11,6 +12,7 @@ import csv
 import glob
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -143,8 +145,6 @@ def _check_torn(path: Path, line: bytes, number: int, csv_format: bool) -> None:
 def open_output(output: str | None, append: bool = False) -> IO[str]:
     """The output file (or stdout), writing undecodable file names back as their bytes."""
     if output is None:
-        import sys
-
         sys.stdout.reconfigure(errors="backslashreplace")  # a terminal shows them escaped
         return sys.stdout
     return open(output, "a" if append else "w", newline="", encoding="utf-8",
@@ -188,3 +188,28 @@ def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
         note = (r["warnings"][0] if r["warnings"] else
                 prov.get("summary", "") if prov.get("strongest", "none") != "none" else "")
         out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  {note}\n")
+
+
+def iter_inputs(items: Sequence[str], unmatched: list[str] | None = None) -> Iterator[str]:
+    """Files, folders (recursive, image suffixes only) and globs -> image paths, lazily.
+
+    Folders are walked one directory at a time in sorted order, so a folder of millions of files
+    streams in bounded memory and in the same order on every run. Explicit files are kept
+    whatever their suffix, so a mislabelled image is still tried. Items that match nothing are
+    appended to `unmatched`.
+    """
+    for item in items:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        if not matches or not all(Path(m).exists() for m in matches):
+            if unmatched is not None:
+                unmatched.append(item)
+            continue
+        for match in matches:
+            if not Path(match).is_dir():
+                yield match
+                continue
+            for root, dirs, names in os.walk(match):
+                dirs.sort()
+                for name in sorted(names):
+                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                        yield os.path.join(root, name)
