@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import importlib.util
 import itertools
@@ -120,40 +119,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_robustness_study(args: argparse.Namespace) -> int:
     """The same recipe twice, adversarial phase off and on; both attacked, one report."""
     _need_art()
-    from deepfake_detection.evaluation.rendering import plot_sweep, render_study
-    from deepfake_detection.evaluation.report import Parts
     from deepfake_detection.evaluation.robustness import AttackPlan
-    from deepfake_detection.inference.bundle import Bundle
-    from deepfake_detection.training.trainer import check_outputs, train
+    from deepfake_detection.evaluation.study import run_study, study_configs
 
-    base = _train_config(args)
     out = Path(args.out or "runs/robustness-study")
-    configs = {}
-    for name, adv_epochs in (("undefended", 0), ("defended", args.adv_epochs)):
-        config = configs[name] = copy.deepcopy(base)
-        config.output_dir, config.export_stem = str(out / name), ""
-        for phase in config.phases:
-            phase.epochs = adv_epochs if phase.adversarial else phase.epochs
-        check_outputs(config, force=args.force)
+    configs = study_configs(_train_config(args), out, args.adv_epochs, force=args.force)
     _setup_logging(out / "study.log")
-    reports, threat_models = {}, {}
-    for name, config in configs.items():
-        bundle_dir = train(config)
-        meta = Bundle.open(bundle_dir).metadata
-        threat_models[name] = (meta["adversarial_training"]["threat_model"]
-                               if meta["adversarial_training"]["applied"] else "nothing")
-        plan = AttackPlan(eps255=config.adv_eps, subset=args.attack_subset,
-                          pgd_steps=args.pgd_steps, seed=config.seed)
-        reports[name] = _evaluate(bundle_dir, config.data_dir, bundle_dir / "report",
-                                  config.batch_size, Parts(attack=plan))
-    plot_sweep({n: r["adversarial"]["sweep"] for n, r in reports.items()},
-               out / "robustness_curve.png")
-    summary = {n: {"clean": r["clean"], "adversarial": r["adversarial"],
-                   "trained_against": threat_models[n]} for n, r in reports.items()}
-    (out / "robustness_study.json").write_text(json.dumps(summary, indent=2))
-    text = render_study(reports, threat_models, "deepfake-detection " + shlex.join(args.argv))
-    (out / "robustness_study.md").write_text(text)
-    print(text)
+    plan = AttackPlan(subset=args.attack_subset, pgd_steps=args.pgd_steps)
+    print(run_study(configs, plan, out, "deepfake-detection " + shlex.join(args.argv)))
     return 0
 
 
