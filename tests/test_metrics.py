@@ -85,3 +85,15 @@ def test_balanced_threshold_serves_a_balanced_test_set():
         return (per_class["REAL"] + per_class["FAKE"]) / 2
 
     assert balanced_accuracy(balanced["value"]) > balanced_accuracy(plain)
+
+
+def test_score_is_the_threshold_and_ranking_figures_together():
+    from deepfake_detection.metrics import classification_metrics, ranking_metrics, score
+
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    probs = np.array([0.1, 0.7, 0.8, 0.4, 0.9, 0.2])
+    figures = score(labels, probs, 0.6, also_at_half=True)
+    assert figures["at_threshold"] == classification_metrics(labels, probs, 0.6)
+    assert figures["at_0.5"] == classification_metrics(labels, probs, 0.5)
+    assert figures["roc_auc"] == ranking_metrics(labels, probs)["roc_auc"]
+    assert "at_0.5" not in score(labels, probs, 0.6)

@@ -96,6 +96,16 @@ def ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     }
 
 
+def score(labels: np.ndarray, probs: np.ndarray, threshold: float,
+          also_at_half: bool = False) -> dict[str, Any]:
+    """The one entry point for a detector's figures on labelled data: the classification
+    metrics at its threshold (and, if asked, at 0.5) and the threshold-free ranking metrics."""
+    result: dict[str, Any] = {"at_threshold": classification_metrics(labels, probs, threshold)}
+    if also_at_half:
+        result["at_0.5"] = classification_metrics(labels, probs, 0.5)
+    return {**result, **ranking_metrics(labels, probs)}
+
+
 def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
     """Temperature scaling (Guo et al. 2017): the T minimising NLL of sigmoid(logit / T).
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from deepfake_detection.inference.detector import Detector
-from deepfake_detection.metrics import classification_metrics, ranking_metrics
+from deepfake_detection.metrics import score
 
 BATTERY: dict[str, tuple[float, ...]] = {
     "jpeg_quality": (90, 75, 60, 40, 25, 10),
@@ -77,9 +77,9 @@ def battery(detector: Detector, images: np.ndarray, labels: np.ndarray, seed: in
 
 
 def _score(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    at = classification_metrics(labels, probs, detector.threshold)
+    figures = score(labels, probs, detector.threshold)
+    at = figures["at_threshold"]
     return {"accuracy": at["accuracy"], "REAL_accuracy": at["per_class_accuracy"]["REAL"],
-            "FAKE_accuracy": at["per_class_accuracy"]["FAKE"],
-            "roc_auc": ranking_metrics(labels, probs)["roc_auc"]}
+            "FAKE_accuracy": at["per_class_accuracy"]["FAKE"], "roc_auc": figures["roc_auc"]}
 
 

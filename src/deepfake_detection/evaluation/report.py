@@ -20,9 +20,8 @@ from deepfake_detection.evaluation import rendering, robustness
 from deepfake_detection.evaluation.robustness import AttackPlan
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import (
-    classification_metrics,
     expected_calibration_error,
-    ranking_metrics,
+    score,
 )
 from deepfake_detection.training import data
 
@@ -60,11 +59,7 @@ def score_split(detector: Detector, split_dir: Path, batch_size: int = 256,
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, paths: list[str],
                     threshold: float) -> dict[str, Any]:
     """The full metric set at the bundle's threshold and at 0.5, plus a per-group breakdown."""
-    result: dict[str, Any] = {
-        "at_threshold": classification_metrics(labels, probs, threshold),
-        "at_0.5": classification_metrics(labels, probs, 0.5),
-        **ranking_metrics(labels, probs),
-    }
+    result = score(labels, probs, threshold, also_at_half=True)
     groups = np.asarray([data.group_of(p) for p in paths])
     result["per_group"] = {}
     for group in sorted(set(groups)):

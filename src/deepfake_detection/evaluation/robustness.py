@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from deepfake_detection import attacks
 from deepfake_detection.inference.detector import Detector
-from deepfake_detection.metrics import classification_metrics, ranking_metrics
+from deepfake_detection.metrics import ranking_metrics, score
 
 SWEEP_EPS = (0.5, 1.0, 2.0, 4.0, 8.0)
 STRONGEST_EPS = (2.0, 4.0, 8.0)
@@ -53,8 +53,7 @@ class AttackPlan:
 
 
 def _metrics(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    return {"at_threshold": classification_metrics(labels, probs, detector.threshold),
-            **ranking_metrics(labels, probs)}
+    return score(labels, probs, detector.threshold)
 
 
 def _held(detector: Detector, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -23,8 +23,7 @@ from deepfake_detection.imaging import ImageSpec, load_prepared
 from deepfake_detection.inference import bundle, novelty
 from deepfake_detection.metrics import (
     best_f1_threshold,
-    classification_metrics,
-    ranking_metrics,
+    score,
 )
 from deepfake_detection.models import build_model, set_base_trainable
 from deepfake_detection.training import data, distribute
@@ -530,11 +529,8 @@ def bundle_metadata(run: Run, point: dict, history: dict, adversarial_ran: bool)
             "class_weights": run.class_weights,
             "cache": "memory" if run.cache else "off",
         },
-        "validation_metrics": {
-            "at_threshold": classification_metrics(labels, probs, point["threshold"]["value"]),
-            "at_0.5": classification_metrics(labels, probs, 0.5),
-            **ranking_metrics(labels, probs),
-        },
+        "validation_metrics": score(labels, probs, point["threshold"]["value"],
+                                    also_at_half=True),
         "versions": bundle.library_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
