@@ -7,6 +7,7 @@ threshold and calibration, which are never re-tuned on the evaluated data.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,8 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
     if parts.perturbations:
         _add_battery(report, detector, scored, images, parts.baseline, out)
     if parts.attack:
-        _add_attacks(report, detector, scored, images, parts.attack, out)
+        plan = parts.attack if progress else dataclasses.replace(parts.attack, progress=False)
+        _add_attacks(report, detector, scored, images, plan, out)
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(rendering.render_markdown(report))
     return report

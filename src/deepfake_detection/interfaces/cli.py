@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepfake_detection.errors import DetectionError
-
-# The project's other modules are imported inside the command that needs them: `--help`,
-# `predict` and the argument errors then answer without loading TensorFlow first.
 from deepfake_detection.interfaces import prediction_io as outputs
 
-if TYPE_CHECKING:  # the CLI imports TensorFlow-heavy modules only in the command that runs
+# Every other project module is imported inside the command that needs it: `--help`, usage
+# errors and a bad `-o` then answer without loading TensorFlow first.
+if TYPE_CHECKING:
     from deepfake_detection.evaluation.report import Parts
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
