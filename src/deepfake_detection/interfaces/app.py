@@ -13,6 +13,7 @@ from typing import Any
 
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
 from deepfake_detection.inference import detectors, provenance
+from deepfake_detection.inference.bundle import CARD_FILE
 from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
@@ -41,7 +42,7 @@ def model_card(detector: Detector | AutoDetector) -> str:
             if one is not None:
                 parts.append(f"# The {name} detector\n\n{model_card(one)}")
         return "\n\n".join(parts)
-    card = detector.bundle_dir / "model_card.md" if detector.bundle_dir else None
+    card = detector.bundle_dir / CARD_FILE if detector.bundle_dir else None
     if card and card.is_file():
         return card.read_text()
     meta = detector.metadata

@@ -131,11 +131,12 @@ def cmd_robustness_study(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     _setup_logging()
+    from deepfake_detection.inference.bundle import METADATA_FILE
     from deepfake_detection.training.trainer import recalibrate
 
     cal = recalibrate(args.model)["calibration"]
     print(f"temperature {cal['temperature']:.4f}; validation ECE {cal['val_ece_before']:.4f} -> "
-          f"{cal['val_ece_after']:.4f}; written to {Path(args.model) / 'metadata.json'}")
+          f"{cal['val_ece_after']:.4f}; written to {Path(args.model) / METADATA_FILE}")
     return 0
 
 
@@ -230,10 +231,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   baseline=load(args.baseline) if args.baseline else None)
     report = _evaluate(model, _data_dir(args), out, args.batch_size, parts)
     if args.model_card:
+        from deepfake_detection.inference.bundle import CONFIG_FILE
         from deepfake_detection.inference.detectors import resolve
 
         folder = resolve(model)
-        config = os.path.relpath(folder / "config.json")  # the card travels with the repository
+        config = os.path.relpath(folder / CONFIG_FILE)  # the card travels with the repository
         _write_model_card(folder, report, f"deepfake-detection train --config {config} --out "
                           f"runs/{folder.name} && deepfake-detection " + shlex.join(args.argv))
     return 0
