@@ -36,9 +36,7 @@ def main() -> None:
 
     detector = load(args.model)
     test = discover(args.data / "test")
-    rng = np.random.default_rng(args.seed)
-    idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(test.labels == c))
-                                  [: args.subset // 2] for c in (0, 1)]))
+    idx = robustness.AttackPlan(subset=args.subset, seed=args.seed).pick(test.labels)
     x = np.stack([detector.prepare(test.paths[i])[0] for i in idx])
     y = test.labels[idx].astype(np.int64)
     started = time.perf_counter()

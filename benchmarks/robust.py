@@ -77,12 +77,6 @@ def train(name: str, config, folder: Path, data: str) -> dict:
             "config": str(config_file)}
 
 
-def subset(paths: list[str], labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: n // 2]
-                                   for c in (0, 1)]))
-
-
 def score(bundle: str, data: Path, n: int, seed: int, strong: bool) -> dict:
     from deepfake_detection import attacks
     from deepfake_detection.evaluation import robustness
@@ -97,7 +91,8 @@ def score(bundle: str, data: Path, n: int, seed: int, strong: bool) -> dict:
     y_all = test.labels.astype(np.int64)
     result = {"clean_accuracy": float(((probs >= detector.threshold) == y_all).mean()),
               "clean_roc_auc": ranking_metrics(y_all, probs)["roc_auc"], "n_clean": len(y_all)}
-    idx = subset(test.paths, y_all, n, seed)
+    plan = robustness.AttackPlan(subset=n, seed=seed)
+    idx = plan.pick(y_all)
     x, y = x_all[idx], y_all[idx]
     ce = robustness.decision_classifier(detector)
     result["pgd10"] = {}
@@ -109,7 +104,6 @@ def score(bundle: str, data: Path, n: int, seed: int, strong: bool) -> dict:
     result["n_attacked"] = len(y)
     result["gradient_norm"] = attacks.input_gradient_norm(detector.model, x, y)
     if strong:
-        plan = robustness.AttackPlan(seed=seed)
         result["strong"] = {str(eps): robustness.strongest(detector, x, y, eps, plan)
                             for eps in EPS}
     return result

@@ -135,6 +135,9 @@ def test_a_bundle_owns_its_files_and_reads_its_model_only_when_used(small_model,
     assert opened.calibration.temperature == 1.0 and opened.spec.size == 32
     assert opened.write_card("# card\n") == out / bundle.CARD_FILE
     assert opened.write_json(bundle.CONFIG_FILE, {"seed": 1}).read_text().count("seed") == 1
+    assert opened.history is None
+    opened.write_json(bundle.HISTORY_FILE, {"main": {"loss": [0.5]}})
+    assert opened.history == {"main": {"loss": [0.5]}}
     with pytest.raises(ValueError, match="not a bundle file"):
         opened.write_json("../elsewhere.json", {})
     np.testing.assert_allclose(opened.model(BATCH), small_model(BATCH), atol=1e-5)

@@ -12,7 +12,6 @@ from typing import Any
 from deepfake_detection.evaluation import rendering
 from deepfake_detection.evaluation.report import Parts, evaluate
 from deepfake_detection.evaluation.robustness import AttackPlan
-from deepfake_detection.inference.bundle import HISTORY_FILE, Bundle
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.training.config import TrainConfig
 from deepfake_detection.training.trainer import check_outputs, train
@@ -38,14 +37,13 @@ def run_study(configs: dict[str, TrainConfig], plan: AttackPlan, out: Path,
     robustness_study.{json,md} and the robustness curve under `out`; returns the Markdown."""
     reports, threat_models = {}, {}
     for name, config in configs.items():
-        saved = Bundle.open(train(config))
-        adversarial = saved.metadata["adversarial_training"]
+        detector = Detector.load(train(config))
+        adversarial = detector.metadata["adversarial_training"]
         threat_models[name] = adversarial["threat_model"] if adversarial["applied"] else "nothing"
-        history_file = saved.folder / HISTORY_FILE
-        parts = Parts(history=json.loads(history_file.read_text()), attack=dataclasses.replace(
+        parts = Parts(history=detector.bundle.history, attack=dataclasses.replace(
             plan, eps255=config.adv_eps, seed=config.seed))
-        reports[name] = evaluate(Detector.load(saved.folder), config.data_dir,
-                                 saved.folder / "report", parts, config.batch_size)
+        reports[name] = evaluate(detector, config.data_dir, detector.bundle_dir / "report",
+                                 parts, config.batch_size)
     rendering.plot_sweep({n: r["adversarial"]["sweep"] for n, r in reports.items()},
                          out / "robustness_curve.png")
     summary: dict[str, Any] = {n: {"clean": r["clean"], "adversarial": r["adversarial"],

@@ -252,6 +252,13 @@ class Bundle:
         """The training configuration as saved (a `TrainConfig.to_dict()`), or empty."""
         return self.metadata.get("config") or {}
 
+    @property
+    def history(self) -> dict[str, Any] | None:
+        """The per-epoch training history (`history.json`), or None (a bare export, or a
+        folder written without one)."""
+        path = self.path / HISTORY_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
     def save(self, check_batch: np.ndarray) -> Path:
         """Write model and metadata, then prove the saved model reloads to the same predictions."""
         self.path.mkdir(parents=True, exist_ok=True)

@@ -91,7 +91,7 @@ class Detector:
         self.bundle_dir = saved.folder  # where the model card lives
         self.name = saved.name
         self.novelty = novelty
-        model = saved.model
+        model = self.model
         both = model if novelty is None else keras.Model(
             model.inputs, [model.output, feature_output(model, novelty.layers)])
         self._forward = tf.function(lambda x: both(x, training=False), reduce_retracing=True)

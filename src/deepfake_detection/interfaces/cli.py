@@ -156,15 +156,11 @@ def _evaluate(model: Path | str | None, data_dir: str, out: Path, batch_size: in
     """Evaluate (with the bundle's training history) and print the headline figures; returns
     the report dict."""
     from deepfake_detection.evaluation.report import Parts, evaluate
-    from deepfake_detection.inference.bundle import HISTORY_FILE
-    from deepfake_detection.inference.detectors import load, resolve
+    from deepfake_detection.inference.detectors import load
 
     _one_detector(model, "evaluate scores")
     detector = load(model or "cifake")
-    model = resolve(model)
-    history_file = model / HISTORY_FILE  # resolve() always names a bundle folder or file
-    history = json.loads(history_file.read_text()) if history_file.is_file() else None
-    parts = dataclasses.replace(parts or Parts(), history=history)
+    parts = dataclasses.replace(parts or Parts(), history=detector.bundle.history)
     report = evaluate(detector, data_dir, out, parts, batch_size)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
