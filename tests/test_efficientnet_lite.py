@@ -10,10 +10,16 @@ import importlib.util
 import pickle
 import struct
 
+import keras
 import numpy as np
 import pytest
 
-from deepfake_detection.models import ModelError, build_model
+from deepfake_detection.models import (
+    ModelError,
+    build_model,
+    feature_layer_name,
+    set_base_trainable,
+)
 from deepfake_detection.models import efficientnet_lite as lite
 from deepfake_detection.models.torch_checkpoint import CheckpointError, load_state_dict
 from tests.conftest import REPO, shared_dataset
@@ -103,3 +109,26 @@ def test_reader_matches_the_checkpoint_and_refuses_code(tmp_path):
     truncated.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + struct.pack("<q", 3))
     with pytest.raises(CheckpointError):
         load_state_dict(truncated)
+
+
+def test_multiscale_head_reads_the_middle_stages_and_round_trips(tmp_path):
+    """The multiscale head's logit moves when only a middle stage changes, Grad-CAM still finds
+    the top feature map, freezing the base leaves the head's normalisation trainable, and the
+    model saves and loads as plain Keras (no custom objects)."""
+    model = build_model("efficientnet_lite0_multiscale", image_size=64, weights="imagenet")
+    assert feature_layer_name(model) == "top_relu"
+    set_base_trainable(model, False)
+    assert model.get_layer("head_norm").trainable and not model.get_layer("stem_conv").trainable
+    concat = model.get_layer("head_concat").output.shape[-1]
+    assert concat == 1280 + 2 * (80 + 112 + 192 + 320)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    weight, bias = model.get_layer("head_logit").get_weights()
+    weight[:1280] = 0  # the top's pooled features no longer count: only the stages' statistics
+    model.get_layer("head_logit").set_weights([weight, bias])
+    before = np.asarray(model(images))
+    stage4 = model.get_layer("block8_project_conv")  # first block of stage 4
+    stage4.set_weights([w * 3 for w in stage4.get_weights()])
+    assert not np.allclose(np.asarray(model(images)), before, atol=1e-4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(loaded(images)), np.asarray(model(images)), atol=1e-5)
