@@ -56,11 +56,14 @@ def classification_head(features, dropout: float):
     return keras.layers.Dense(1, name=HEAD_PREFIX + "logit", dtype="float32")(x)
 
 
-def set_base_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freeze or unfreeze every non-head layer (frozen BatchNorm then runs in inference mode)."""
+def set_base_trainable(model: keras.Model, trainable: bool,
+                       freeze_batchnorm: bool = False) -> None:
+    """Freeze or unfreeze every non-head layer (frozen BatchNorm then runs in inference mode);
+    with `freeze_batchnorm` the base's BatchNorm layers stay frozen either way."""
     for layer in model.layers:
         if not layer.name.startswith(HEAD_PREFIX):
-            layer.trainable = trainable
+            batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+            layer.trainable = trainable and not (freeze_batchnorm and batchnorm)
 
 
 def stage_outputs(model: keras.Model) -> list[str]:

@@ -148,6 +148,9 @@ class TrainConfig:
         weight_decay: float. Decoupled weight decay (AdamW style) for every phase; 0 = off.
         ema_momentum: float. Keep an exponential moving average of the weights and end each
             phase on it (Keras optimizer EMA); 0 = off.
+        freeze_batchnorm: bool. When the base trains, its BatchNorm layers stay frozen in
+            inference mode (the pretrained statistics and scales), as Keras' transfer-learning
+            guide advises for small data sets.
         early_stopping_patience: int. Epochs without val-loss improvement before stopping a phase.
         reduce_lr_patience: int. Epochs without improvement before the LR is cut.
         reduce_lr_factor: float. Multiplier applied to the LR on a plateau.
@@ -209,6 +212,7 @@ class TrainConfig:
     phases: list[PhaseConfig] = field(default_factory=default_phases)
     weight_decay: float = 0.0
     ema_momentum: float = 0.0
+    freeze_batchnorm: bool = False
     early_stopping_patience: int = 4
     reduce_lr_patience: int = 2
     reduce_lr_factor: float = 0.5

@@ -274,7 +274,7 @@ def _phase_model(model, phase: PhaseConfig, run: Run, adversarial: bool):
     if phase.freeze_base and not freeze:
         log.info("phase %s: base has random weights (--weights none), so it trains the whole "
                  "network instead of freezing the base", phase.name)
-    set_base_trainable(model, not freeze)
+    set_base_trainable(model, not freeze, config.freeze_batchnorm)
     # The design's FGSM copies are in the data already; the other attacks are made per batch.
     in_graph = adversarial and config.adv_attack != "fgsm"
     fit_model = AdversarialModel(model, config) if in_graph else model
