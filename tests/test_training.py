@@ -259,3 +259,28 @@ def test_same_seed_same_data_same_command_gives_the_same_model(tiny_dataset, tmp
     (wa, ta, ca), (wb, tb, cb) = runs
     assert ta == tb and ca == cb
     assert len(wa) == len(wb) and all(np.array_equal(a, b) for a, b in zip(wa, wb))
+
+
+def test_ema_and_frozen_batchnorm_change_what_training_ends_on(tiny_dataset, tmp_path):
+    """From one start and seed: a run with weight EMA ends on other weights than the same run
+    without (early stopping's restore once overwrote the averaged weights, so EMA did nothing),
+    and with freeze_batchnorm the base's BatchNorm layers end exactly as they started while its
+    convolutions train."""
+    keras.utils.set_random_seed(0)
+    start = build_model("resnet_small")
+    start.save_weights(tmp_path / "start.weights.h5")
+    runs = {}
+    for name, extra in {"plain": {}, "ema": {"ema_momentum": 0.9},
+                        "fbn": {"freeze_batchnorm": True}}.items():
+        config = tiny_config(tiny_dataset, tmp_path / name, export_stem="", backup=False,
+                             weights=str(tmp_path / "start.weights.h5"), adv_monitor_images=0,
+                             phases=[PhaseConfig("fine_tune", 2, 3e-3)], **extra)
+        runs[name] = bundle.Bundle.load(train(config)).model
+    plain, ema, fbn = (runs[k].get_layer("stem_conv").get_weights()[0] for k in runs)
+    assert not np.allclose(plain, ema) and not np.allclose(start.get_layer(
+        "stem_conv").get_weights()[0], fbn)
+    norm = "stage2_block1_bn2"
+    for a, b in zip(runs["fbn"].get_layer(norm).get_weights(), start.get_layer(norm).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        runs["plain"].get_layer(norm).get_weights(), start.get_layer(norm).get_weights()))

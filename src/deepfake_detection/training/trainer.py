@@ -83,7 +83,10 @@ def _callbacks(config: TrainConfig, robust: bool = False,
     robust, and restoring the best clean epoch would undo the adversarial training. A scheduled
     (cosine) phase gets no plateau cuts."""
     key, mode = ("val_pgd_acc", "max") if robust else ("val_loss", "min")
-    stop = keras.callbacks.EarlyStopping(monitor=key, mode=mode, restore_best_weights=True,
+    # With EMA the phase ends on the averaged weights: Keras writes them in at the end of fit,
+    # just before callbacks end, so restoring the best raw epoch would silently undo them.
+    stop = keras.callbacks.EarlyStopping(monitor=key, mode=mode,
+                                         restore_best_weights=not config.ema_momentum,
                                          patience=config.early_stopping_patience)
     if not plateau:
         return [stop]
