@@ -8,7 +8,7 @@ per source, ROC-AUC after JPEG q75 and after a 0.5x downscale). One seed: differ
 half a point of ROC-AUC are within what a retraining moves (`--seed` repeats a variant).
 
     python benchmarks/native_ablation.py --group augment   # ~65 min on 2 cores
-    python benchmarks/native_ablation.py --group network   # ~60 min
+    python benchmarks/native_ablation.py --group network   # ~60 min, then again --seed 7
     python benchmarks/native_ablation.py --variants none blur_jpeg --out /tmp/ablation
 """
 
@@ -32,11 +32,11 @@ VARIANTS = {
     "blur_jpeg_rescale_p0.4": {"augment_blur_jpeg": 0.4, "augment_rescale": 0.4},
     "lite0_multiscale": {"arch": "efficientnet_lite0_multiscale"},
     "lite2": {"arch": "efficientnet_lite2"},
-    "lite2_multiscale": {"arch": "efficientnet_lite2_multiscale"},
+    "freeze_batchnorm": {"freeze_batchnorm": True},
 }
 GROUPS = {
     "augment": ["none", "blur_jpeg", "blur_jpeg_rescale", "blur_jpeg_rescale_p0.4"],
-    "network": ["blur_jpeg_rescale", "lite0_multiscale", "lite2", "lite2_multiscale"],
+    "network": ["blur_jpeg_rescale", "lite0_multiscale", "lite2", "freeze_batchnorm"],
 }
 
 
@@ -51,7 +51,8 @@ def train(name: str, overrides: dict, args) -> float:
                "--epochs", f"frozen_base={args.frozen_epochs}",
                "--epochs", f"fine_tune={args.fine_tune_epochs}", "--set", f"seed={args.seed}"]
     for key, value in overrides.items():
-        command += ["--set", f"{key}={value}"]
+        text = value if isinstance(value, str) else json.dumps(value)  # True -> true
+        command += ["--set", f"{key}={text}"]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - start
