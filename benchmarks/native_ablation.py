@@ -33,6 +33,7 @@ VARIANTS = {
     "lite0_multiscale": {"arch": "efficientnet_lite0_multiscale"},
     "lite2": {"arch": "efficientnet_lite2"},
     "freeze_batchnorm": {"freeze_batchnorm": True},
+    "ema": {"ema_momentum": 0.99},
 }
 GROUPS = {
     "augment": ["none", "blur_jpeg", "blur_jpeg_rescale", "blur_jpeg_rescale_p0.4"],
