@@ -23,19 +23,11 @@ GROUPS = {"top": (7,), "stages 0-2": (0, 1, 2), "stages 3-6": (3, 4, 5, 6),
           "all + top": tuple(range(8))}
 
 
-def listing(root: Path) -> tuple[list[str], np.ndarray]:
-    paths, labels = [], []
-    for label, name in enumerate(("REAL", "FAKE")):
-        files = sorted(str(p) for p in (root / name).iterdir() if p.is_file())
-        paths += files
-        labels += [label] * len(files)
-    return paths, np.array(labels)
-
-
 def main() -> None:
     from deepfake_detection.imaging import ImageSpec
     from deepfake_detection.models.efficientnet_lite import block_layout
     from deepfake_detection.training import probe
+    from deepfake_detection.training.data import load_split
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data/mixed-256")
@@ -44,16 +36,17 @@ def main() -> None:
     args = parser.parse_args()
     spec = ImageSpec(size=256, fit="native", resize_method="lanczos")
     model = probe.feature_model("efficientnet_lite0", 256)
-    (train, y_train), (test, y_test) = (listing(Path(args.data) / s) for s in ("train", "test"))
-    f_train, f_test = probe.extract(model, train, spec), probe.extract(model, test, spec)
+    train, test = (load_split(Path(args.data) / split) for split in ("train", "test"))
+    f_train, f_test = (probe.extract(model, split.paths, spec) for split in (train, test))
     widths = [max(row[5] for row in block_layout(1.0, 1.0) if row[0] == s) for s in range(7)]
     edges = np.cumsum([0] + [2 * c for c in widths + [1280]])  # (mean, RMS) per channel
     assert edges[-1] == f_train.shape[1]
 
     def auc(stages: tuple[int, ...]) -> float:
         cols = np.concatenate([np.arange(edges[s], edges[s + 1]) for s in stages])
-        fitted = probe.fit(f_train[:, cols], y_train, c=args.c)
-        return round(float(roc_auc_score(y_test, fitted.predict_proba(f_test[:, cols])[:, 1])), 4)
+        fitted = probe.fit(f_train[:, cols], train.labels, c=args.c)
+        scores = fitted.predict_proba(f_test[:, cols])[:, 1]
+        return round(float(roc_auc_score(test.labels, scores)), 4)
 
     result = {f"stage {s}": auc((s,)) for s in range(7)}
     result.update({name: auc(stages) for name, stages in GROUPS.items()})

@@ -77,6 +77,14 @@ def stage_outputs(model: keras.Model) -> list[str]:
     return list(last.values())
 
 
+def stage_statistics(base: keras.Model, stages: tuple[str, ...] | None = None) -> list:
+    """(mean, RMS) per channel of every stage's last block output (`stage_outputs`), or of the
+    named stages (`("stage3", ...)`) only: one flat list of tensors from `base`'s graph."""
+    names = [name for name in stage_outputs(base)
+             if stages is None or name.split("_")[0] in stages]
+    return [stat for name in names for stat in channel_statistics(base.get_layer(name).output)]
+
+
 def channel_statistics(fmap):
     """(mean, root-mean-square) per channel over the positions of an NHWC activation map."""
     mean = keras.ops.mean(fmap, axis=(1, 2))

@@ -24,10 +24,9 @@ import numpy as np
 from deepfake_detection.models import (
     HEAD_PREFIX,
     ModelError,
-    channel_statistics,
     classification_head,
     register,
-    stage_outputs,
+    stage_statistics,
 )
 from deepfake_detection.models.torch_checkpoint import load_state_dict
 
@@ -189,10 +188,8 @@ def multiscale_head(base: keras.Model, dropout: float):
     """GAP of the top features (`head_pool`, what Grad-CAM reads) joined with the (mean, RMS)
     of each channel of the middle stages, normalised, then Dropout and the logit: the
     mid-level statistics keep the texture traces that the top features summarise away."""
-    maps = [base.get_layer(name).output for name in stage_outputs(base)
-            if name.split("_")[0] in MULTISCALE_STAGES]
-    pooled = [keras.layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(base.output)]
-    pooled += [stat for fmap in maps for stat in channel_statistics(fmap)]
+    pooled = [keras.layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(base.output),
+              *stage_statistics(base, MULTISCALE_STAGES)]
     x = keras.layers.Concatenate(name=HEAD_PREFIX + "concat")(pooled)
     x = keras.layers.BatchNormalization(name=HEAD_PREFIX + "norm")(x)
     x = keras.layers.Dropout(dropout, name=HEAD_PREFIX + "dropout")(x)

@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deepfake_detection.imaging import ImageSpec, load_prepared
-from deepfake_detection.models import channel_statistics, stage_outputs
+from deepfake_detection.models import channel_statistics, stage_statistics
 from deepfake_detection.models.efficientnet_lite import VARIANTS, backbone, load_imagenet_weights
 
 
@@ -31,8 +31,7 @@ def feature_model(arch: str, image_size: int, weights: str = "imagenet") -> kera
     base = keras.Model(inputs, top)
     if weights == "imagenet":
         load_imagenet_weights(base, arch)
-    maps = [base.get_layer(name).output for name in stage_outputs(base)] + [top]
-    pooled = [stat for fmap in maps for stat in channel_statistics(fmap)]
+    pooled = [*stage_statistics(base), *channel_statistics(top)]
     return keras.Model(inputs, keras.layers.Concatenate()(pooled), name=f"{arch}_probe")
 
 
