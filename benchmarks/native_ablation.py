@@ -10,6 +10,7 @@ half a point of ROC-AUC are within what a retraining moves (`--seed` repeats a v
     python benchmarks/native_ablation.py --group augment   # ~65 min on 2 cores
     python benchmarks/native_ablation.py --group network   # ~60 min, then again --seed 7
     python benchmarks/native_ablation.py --variants none blur_jpeg --out /tmp/ablation
+    python benchmarks/native_ablation.py --group crop --reuse  # ~25 min; keeps trained bundles
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ VARIANTS = {
     "lite2": {"arch": "efficientnet_lite2"},
     "freeze_batchnorm": {"freeze_batchnorm": True},
     "ema": {"ema_momentum": 0.99},
+    "crop224": {"augment_crop": 224},
+    "crop192": {"augment_crop": 192},
 }
 GROUPS = {
     "augment": ["none", "blur_jpeg", "blur_jpeg_rescale", "blur_jpeg_rescale_p0.4"],
     "network": ["blur_jpeg_rescale", "lite0_multiscale", "lite2", "freeze_batchnorm"],
+    "crop": ["blur_jpeg_rescale", "crop224", "crop192"],
 }
 
 
@@ -46,7 +50,12 @@ def run_dir(name: str, args) -> Path:
 
 
 def train(name: str, overrides: dict, args) -> float:
-    """Train one variant in its own process; returns its wall time in seconds."""
+    """Train one variant in its own process; returns its wall time in seconds. With --reuse,
+    a bundle already in its folder is kept (training is deterministic: the same command gives
+    the same weights), and the time is the one it recorded."""
+    metadata = run_dir(name, args) / "metadata.json"
+    if args.reuse and metadata.exists():
+        return json.loads(metadata.read_text())["training"]["wall_seconds"]
     command = [sys.executable, "-m", "deepfake_detection", "train", "--recipe", "native",
                "--data", args.data, "--out", str(run_dir(name, args)), "--force",
                "--epochs", f"frozen_base={args.frozen_epochs}",
@@ -69,6 +78,8 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/native-ablation", help="folder for the bundles")
     parser.add_argument("--frozen-epochs", type=int, default=2)
     parser.add_argument("--fine-tune-epochs", type=int, default=4)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a variant's bundle if its folder already holds one")
     parser.add_argument("--out", help="results stem (default benchmarks/results/native_<group>)")
     args = parser.parse_args()
     args.variants = args.variants or GROUPS[args.group]

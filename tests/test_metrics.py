@@ -21,6 +21,15 @@ def test_best_f1_threshold_picks_the_separating_point():
     assert "validation" in best["rule"]
 
 
+def test_saturated_probabilities_still_give_a_threshold_inside_0_1():
+    """Probabilities of exactly 1.0 (a confident model) once made the threshold 1.0, which the
+    bundle refuses: training ended with an error after all its epochs."""
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([0.2, 0.4, 1.0, 1.0])
+    value = best_f1_threshold(labels, probs)["value"]
+    assert 0.4 < value < 1.0 and np.array_equal(probs >= value, labels == 1)
+
+
 def test_threshold_needs_both_classes():
     with pytest.raises(ValueError):
         best_f1_threshold(np.zeros(4), np.linspace(0, 1, 4))

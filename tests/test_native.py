@@ -129,6 +129,21 @@ def test_rescale_augmentation_changes_detail_not_shape():
     assert any(np.array_equal(f, mirrored) for f in flips)
 
 
+def test_crop_augmentation_cuts_unscaled_windows_that_vary_with_the_seed():
+    import tensorflow as tf
+
+    image = _rgb(64, 64).astype(np.float32)
+    fn = data.Augmentation(crop=40).image_fn()
+    crops = [fn(tf.constant(image), (0, i)).numpy() for i in range(6)]
+    windows = {(y, x) for y in range(25) for x in range(25)}
+    found = [{w for w in windows if np.array_equal(c, image[w[0]:w[0] + 40, w[1]:w[1] + 40])}
+             for c in crops]
+    assert all(crop.shape == (40, 40, 3) for crop in crops) and all(found)
+    assert len(set().union(*found)) > 1  # not one fixed window
+    centre = data.center_crop(tf.constant(image[None]), 40).numpy()[0]
+    np.testing.assert_array_equal(centre, image[12:52, 12:52])
+
+
 def test_exclude_sources_leaves_a_generator_out(tmp_path):
     from deepfake_detection.training.config import TrainConfig
     from deepfake_detection.training.trainer import _resolve_splits

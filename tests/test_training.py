@@ -16,7 +16,7 @@ from deepfake_detection.inference.detector import Detector
 from deepfake_detection.interfaces import cli
 from deepfake_detection.models import build_model
 from deepfake_detection.training.config import ConfigError, PhaseConfig, TrainConfig, recipe
-from deepfake_detection.training.trainer import train
+from deepfake_detection.training.trainer import resized, train
 
 from .conftest import REPO
 
@@ -137,6 +137,23 @@ def test_upscaled_input_resolution_travels_with_the_bundle(tiny_dataset, tmp_pat
     assert detector.spec.size == 48 and detector.model.input_shape[1:] == (48, 48, 3)
     image, _ = detector.prepare(str(next((tiny_dataset / "test" / "REAL").iterdir())))
     assert image.shape == (48, 48, 3)
+
+
+def test_crop_training_saves_the_network_at_the_full_size(tiny_dataset, tmp_path):
+    """With augment_crop the network trains on 24 px crops, yet the bundle takes 32 px images,
+    carries every trained weight over, and still tells the synthetic classes apart."""
+    config = tiny_config(tiny_dataset, tmp_path / "b", augment_crop=24, export_stem="",
+                         backup=False, batch_size=8, phases=[PhaseConfig("main", 8, 1e-3)])
+    small = build_model("resnet_small", image_size=24)
+    small.set_weights([np.random.default_rng(0).normal(size=w.shape) for w in small.weights])
+    for a, b in zip(small.get_weights(), resized(small, config).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    detector = Detector.load(train(config))
+    assert detector.model.input_shape[1:] == (32, 32, 3)
+    report = evaluate(detector, tiny_dataset / "test", tmp_path / "report", progress=False)
+    assert report["clean"]["roc_auc"] > 0.9
+    with pytest.raises(ConfigError, match="augment_crop"):
+        tiny_config(tiny_dataset, tmp_path / "c", augment_crop=40)
 
 
 def test_train_config_file_keeps_its_data_unless_overridden(tmp_path):

@@ -23,6 +23,10 @@ def best_f1_threshold(labels: np.ndarray, probs: np.ndarray,
     `balanced`, examples are weighted so both classes count equally: the PR curve a balanced
     test set would give. Without it, an imbalanced validation split (say 2 REAL per FAKE) pushes
     the threshold up and costs FAKE recall on balanced data.
+
+    Saturated probabilities (exactly 0 or 1 in float64) would give a threshold of 0 or 1, which
+    no bundle accepts: it is moved to the nearest float inside (0, 1), deciding every probability
+    the same way.
     """
     labels = np.asarray(labels).astype(int)
     if len(np.unique(labels)) < 2:
@@ -38,7 +42,8 @@ def best_f1_threshold(labels: np.ndarray, probs: np.ndarray,
     f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
     best = int(np.argmax(f1))
     return {
-        "value": float(thresholds[best]),
+        "value": float(np.clip(thresholds[best], np.nextafter(0.0, 1.0),
+                               np.nextafter(1.0, 0.0))),
         "rule": THRESHOLD_RULE + (" (classes weighted equally)" if balanced else ""),
         "precision": float(p[best]),
         "recall": float(r[best]),

@@ -144,6 +144,11 @@ class TrainConfig:
         augment_rescale: float. Probability of shrinking an image by a factor ~ U[rescale_min,
             1] and enlarging it back (bilinear): a downscaled upload is not evidence either way.
         augment_rescale_min: float. Smallest shrink factor drawn.
+        augment_crop: int. Train on random crops of this side taken from each image_size
+            image, pixels unscaled (0 = off); the network is trained at this size and saved
+            at image_size (convolutions and global pooling take either). More distinct
+            views of few images; validation sees centre crops while training, and the
+            saved model's threshold and calibration come from whole validation images.
         phases: list of PhaseConfig. Applied in order by `training.train`.
         weight_decay: float. Decoupled weight decay (AdamW style) for every phase; 0 = off.
         ema_momentum: float. Keep an exponential moving average of the weights and end each
@@ -209,6 +214,7 @@ class TrainConfig:
     augment_jpeg_min: int = 30
     augment_rescale: float = 0.0
     augment_rescale_min: float = 0.25
+    augment_crop: int = 0
     phases: list[PhaseConfig] = field(default_factory=default_phases)
     weight_decay: float = 0.0
     ema_momentum: float = 0.0
@@ -246,6 +252,12 @@ class TrainConfig:
             raise ConfigError("phases: at least one phase is needed")
         for phase in self.phases:
             phase.validate()
+        if self.augment_crop > self.image_size:
+            raise ConfigError(f"augment_crop: {self.augment_crop} is larger than image_size "
+                              f"{self.image_size}")
+        if self.augment_crop and any(p.adversarial and p.epochs for p in self.phases):
+            raise ConfigError("augment_crop: adversarial phases attack whole images; "
+                              "use one or the other")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -276,7 +288,8 @@ RANGES = {
     "image_size": Range(8), "batch_size": Range(1), "val_fraction": Range(0, 1, True, True),
     "augment_shift": COUNT, "augment_blur_jpeg": PROBABILITY, "augment_blur_sigma_max": COUNT,
     "augment_jpeg_min": Range(1, 100), "augment_rescale": PROBABILITY,
-    "augment_rescale_min": Range(0, 1, low_open=True), "weight_decay": COUNT,
+    "augment_rescale_min": Range(0, 1, low_open=True), "augment_crop": COUNT,
+    "weight_decay": COUNT,
     "ema_momentum": Range(0, 1, high_open=True), "early_stopping_patience": COUNT,
     "reduce_lr_patience": COUNT, "reduce_lr_factor": Range(0, 1, True, True), "min_lr": COUNT,
     "cache_limit_mb": COUNT, "max_images_per_class": COUNT, "adv_eps": Range(0, 255),

@@ -260,6 +260,13 @@ def _decoded(ds, spec: ImageSpec, images_only: bool):
     return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
 
 
+def center_crop(images, side: int):
+    """The central side x side window of a batch of images (NHWC tensor)."""
+    top = (images.shape[1] - side) // 2
+    left = (images.shape[2] - side) // 2
+    return images[:, top:top + side, left:left + side]
+
+
 def _augmented(ds, training: Training, images_only: bool):
     """Each image draws from its own stateless seed, taken from a seeded stream that differs
     every epoch: augmentation is then the same on every run, however the parallel map
@@ -295,6 +302,7 @@ class Augmentation:
         rescale_p: float. Probability of shrinking by a factor ~ U[rescale_min, 1] and
             enlarging back (bilinear), as a downscaled upload looks to a native detector.
         rescale_min: float. Smallest factor drawn.
+        crop: int. Cut a random crop of this side first (0 = keep the whole image).
     """
 
     flip: bool = False
@@ -304,10 +312,12 @@ class Augmentation:
     jpeg_min: int = 30
     rescale_p: float = 0.0
     rescale_min: float = 0.25
+    crop: int = 0
 
     @property
     def active(self) -> bool:
-        return self.flip or self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
+        return (self.flip or self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
+                or self.crop > 0)
 
     def image_fn(self):
         """A tf function `(HxWx3 float image, seed of shape [2]) -> image`: every random choice
@@ -345,6 +355,8 @@ class Augmentation:
 
         def apply(image, seed):
             keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 10)
+            if self.crop:
+                image = tf.image.stateless_random_crop(image, (self.crop, self.crop, 3), keys[9])
             size = tf.shape(image)
             if self.rescale_p and draw(keys, 3) < self.rescale_p:
                 image = rescale(image, keys)

@@ -44,7 +44,8 @@ def augmentation(config: TrainConfig) -> data.Augmentation:
                              blur_sigma_max=config.augment_blur_sigma_max,
                              jpeg_min=config.augment_jpeg_min,
                              rescale_p=config.augment_rescale,
-                             rescale_min=config.augment_rescale_min)
+                             rescale_min=config.augment_rescale_min,
+                             crop=config.augment_crop)
 
 
 def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
@@ -409,9 +410,12 @@ def train(config: TrainConfig) -> Path:
     run = prepare_run(config, strategy.num_replicas_in_sync)
     run.backup_dir = _backup_dir(out, config) if config.backup else None
     with strategy.scope():
-        model = build_model(config.arch, image_size=config.image_size, weights=config.weights)
+        model = build_model(config.arch, image_size=config.augment_crop or config.image_size,
+                            weights=config.weights)
         run.monitor = _robustness_monitor(model, run.val_files, run.spec, config)
         history, adversarial_ran = run_phases(model, run)
+        if config.augment_crop:
+            model = resized(model, config)
     train_seconds = time.time() - started
     point = operating_point(model, run.val_images, run.val_files.labels, config)
     metadata = bundle_metadata(run, point, history, adversarial_ran)
@@ -421,6 +425,18 @@ def train(config: TrainConfig) -> Path:
     _save(model, out, metadata, history, run, next(iter(run.val_images)).numpy()[:32])
     log.info("saved bundle to %s after %.0f s of training", out, train_seconds)
     return out
+
+
+def resized(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The trained network rebuilt at `config.image_size`, the size the bundle declares:
+    its weights (convolutions, pooled head) are the same at any input size."""
+    target = build_model(config.arch, image_size=config.image_size, weights="none")
+    for source, dest in zip(model.weights, target.weights, strict=True):
+        if source.path != dest.path or source.shape != dest.shape:
+            raise RuntimeError(f"weights differ after rebuilding: {source.path} {source.shape}"
+                               f" vs {dest.path} {dest.shape}")
+        dest.assign(source)
+    return target
 
 
 def prepare_run(config: TrainConfig, replicas: int = 1) -> Run:
@@ -448,9 +464,11 @@ def prepare_run(config: TrainConfig, replicas: int = 1) -> Run:
                                  cache)
     val_ds = data.make_dataset(val_files.paths, val_files.labels, spec, global_batch,
                                cache=cache)
-    run = Run(config, spec, train_files, val_files, rejected, train_ds, val_ds,
-              val_ds.map(lambda x, y: x), -(-len(train_files.paths) // global_batch), weights,
-              per_image, cache, replicas)
+    val_images = val_ds.map(lambda x, y: x)  # whole images, for the saved model
+    if config.augment_crop:  # while training, the network takes crops
+        val_ds = val_ds.map(lambda x, y: (data.center_crop(x, config.augment_crop), y))
+    run = Run(config, spec, train_files, val_files, rejected, train_ds, val_ds, val_images,
+              -(-len(train_files.paths) // global_batch), weights, per_image, cache, replicas)
     if config.strategy != "default":
         _distribute_datasets(run, global_batch)
     return run
