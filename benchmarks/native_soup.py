@@ -50,18 +50,18 @@ def main() -> None:
                     val_files.labels),
             "test": (data.make_dataset(test.paths, None, spec, 32).cache(), test.labels)}
 
-    def logits(model) -> dict[str, np.ndarray]:
-        return {k: predict_logits(model, ds) for k, (ds, _) in sets.items()}
+    def logits(model, splits=tuple(sets)) -> dict[str, np.ndarray]:
+        return {k: predict_logits(model, sets[k][0]) for k in splits}
 
     def aucs(scores: dict[str, np.ndarray]) -> dict[str, float]:
         return {k: round(float(roc_auc_score(sets[k][1], s)), 4) for k, s in scores.items()}
 
     soup_model = keras.models.clone_model(loaded[0][0].model)
 
-    def soup(members: list[str]) -> dict[str, float]:
+    def soup(members: list[str], splits=tuple(sets)) -> dict[str, float]:
         weights = [models[m].get_weights() for m in members]
         soup_model.set_weights([np.mean(ws, axis=0) for ws in zip(*weights, strict=True)])
-        return aucs(logits(soup_model))
+        return aucs(logits(soup_model, splits))
 
     single = {b: logits(m) for b, m in models.items()}
     result: dict = {"bundles": {b: aucs(s) for b, s in single.items()}}
@@ -71,7 +71,7 @@ def main() -> None:
     order = sorted(models, key=lambda b: -result["bundles"][b]["val"])
     chosen, best = [order[0]], result["bundles"][order[0]]["val"]
     for candidate in order[1:]:
-        score = soup([*chosen, candidate])["val"]
+        score = soup([*chosen, candidate], ("val",))["val"]  # chosen without looking at test
         if score >= best:
             chosen, best = [*chosen, candidate], score
     result["greedy soup"] = {"members": chosen, **soup(chosen)}
