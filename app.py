@@ -9,6 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
+from deepfake_detection import tensorflow_logs  # noqa: E402
+
+tensorflow_logs.import_quietly()  # before the app's modules load TensorFlow
 from deepfake_detection.interfaces.app import MAX_FILE_SIZE, build_demo, default_host  # noqa: E402
 
 demo = build_demo()

@@ -56,7 +56,7 @@ def test_client_analyze_matches_the_detector(served):
     url, detector, root = served
     client = gradio_client.Client(url, verbose=False)
     path = _images(root)[0]
-    text, label, cam, warnings, details, panel = client.predict(
+    text, cam, warnings, details, panel = client.predict(
         gradio_client.handle_file(path), api_name="/analyze")
     expected = detector.predict(path)
     assert details["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
@@ -176,3 +176,67 @@ def test_app_py_listens_on_localhost_unless_on_spaces():
     assert default_host({}) == "127.0.0.1"
     assert default_host({"SPACE_ID": "user/space"}) == "0.0.0.0"
     assert default_host({"SPACE_ID": "u/s", "GRADIO_SERVER_NAME": "10.0.0.2"}) == "10.0.0.2"
+
+
+def _upload_in_browser(url: str, image, chromium: str) -> dict:
+    """Upload `image` in the one-image tab; what the page then shows and what it fetched."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from playwright.sync_api import sync_playwright
+    from screenshot_app import CHROMIUM_FLAGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            requests: list[str] = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(url, timeout=60_000)
+            page.locator("input[type=file]").first.set_input_files(str(image))
+            page.get_by_role("button", name="Check image").click()
+            page.locator("#verdict").get_by_text("Probability it is AI-generated").wait_for(
+                timeout=60_000)
+            page.wait_for_timeout(1500)  # let every panel render (and any image load)
+            panels = "#verdict, #warnings, #provenance"
+            return {"verdict": page.locator("#verdict").inner_text(),
+                    "page": page.locator("body").inner_text(),
+                    "provenance": page.locator("#provenance").inner_text(),
+                    "elements": page.locator(f":is({panels}) :is(img, a, iframe, script, b)"
+                                             ).count(),
+                    "requests": requests}
+        finally:
+            browser.close()
+
+
+def test_browser_uncertain_shows_one_verdict_and_no_class(tiny_bundle, tmp_path):
+    """With the whole band uncertain, the page says so and names no class anywhere."""
+    from deepfake_detection.interfaces.app import MAX_FILE_SIZE, build_demo
+
+    chromium = chromium_path()
+    port = free_port()
+    detector = Detector.load(tiny_bundle[1], uncertain_margin=0.49)
+    image = next(p for p in _images(tiny_bundle[0], "REAL", 12) + _images(tiny_bundle[0], n=12)
+                 if detector.predict(p).verdict == "uncertain")
+    demo = build_demo(detector, show_examples=False)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                max_file_size=MAX_FILE_SIZE)
+    try:
+        shown = _upload_in_browser(f"http://127.0.0.1:{port}/", image, chromium)
+    finally:
+        demo.close()
+    assert shown["verdict"].startswith("Uncertain")
+    for verdict in ("Likely AI-generated", "Likely a real photograph", "(REAL)", "(FAKE)"):
+        assert verdict not in shown["page"]
+
+
+def test_browser_shows_crafted_metadata_as_text_and_fetches_nothing(served, tmp_path):
+    from . import crafted
+
+    chromium = chromium_path()
+    url, _, _ = served
+    hostile = tmp_path / "signed.jpg"
+    hostile.write_bytes(crafted.signed_attack(crafted.payload()))
+    shown = _upload_in_browser(url, hostile, chromium)
+    assert shown["elements"] == 0
+    assert not [u for u in shown["requests"] if crafted.TRACKER in u or "javascript:" in u]
+    assert '<img src="http://127.0.0.1:9/track.png">' in shown["provenance"]  # shown, as text
+    assert "[click me](http://127.0.0.1:9/phish)" in shown["provenance"]

@@ -76,10 +76,14 @@ def test_the_version_has_one_source():
 LAYERS = {"inference": 1, "training": 2, "evaluation": 3, "interfaces": 4}
 
 
+FACES = ("__main__", "detector")  # the package's front doors: above every layer
+
+
 def _layer(module: str) -> int:
-    """Foundations (errors, imaging, metrics, calibration, attacks, models) are 0."""
+    """Foundations (errors, imaging, metrics, calibration, attacks, models) are 0; the package
+    itself (`import deepfake_detection as dfd`) and its FACES sit on top."""
     parts = module.split(".")
-    if parts[1:2] == ["__main__"]:
+    if parts == ["deepfake_detection"] or parts[1:2] and parts[1] in FACES:
         return 5
     return LAYERS.get(parts[1], 0) if len(parts) > 1 else 0
 

@@ -4,7 +4,6 @@ one byte of pixel data changed (tampered) and stripped (no provenance), and host
 
 from __future__ import annotations
 
-import datetime
 import io
 import json
 
@@ -16,6 +15,8 @@ from deepfake_detection.inference import provenance
 from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Prediction
 from deepfake_detection.interfaces.cli import main
+
+from .crafted import signer as _signer
 
 c2pa = pytest.importorskip("c2pa")
 AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -43,49 +44,6 @@ def _png(**text) -> bytes:
     buffer = io.BytesIO()
     _pixels().save(buffer, "PNG", pnginfo=info)
     return buffer.getvalue()
-
-
-def _signer():
-    """A throwaway CA and an ES256 signing certificate it issued (on no trust list)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Throwaway Test Org")])
-
-    def usage(sign: bool):
-        return x509.KeyUsage(digital_signature=sign, content_commitment=False,
-                             key_encipherment=False, data_encipherment=False,
-                             key_agreement=False, key_cert_sign=not sign, crl_sign=not sign,
-                             encipher_only=False, decipher_only=False)
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-
-    def cert(subject, public, ca: bool):
-        builder = (x509.CertificateBuilder().subject_name(name(subject))
-                   .issuer_name(name("Throwaway Test CA")).public_key(public)
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=7))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
-                   .add_extension(usage(not ca), True))
-        if not ca:  # the C2PA certificate profile asks for an EKU and key identifiers
-            builder = (builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ca_key.public_key()), False))
-        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-
-    chain = cert("Test Signer", key.public_key(), False) + cert("Throwaway Test CA",
-                                                                ca_key.public_key(), True)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, private, None))
 
 
 @pytest.fixture(scope="module")

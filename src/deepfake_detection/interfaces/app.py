@@ -6,6 +6,7 @@ the shipped detectors) that the CLI uses too.
 
 from __future__ import annotations
 
+import html
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
 from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
+from deepfake_detection.interfaces.escaping import for_markdown, visible
 
 MAX_FILE_SIZE = "25mb"
 # Uploads are deleted every 10 minutes once 30 minutes old, and all of them when the server
@@ -28,7 +30,7 @@ CONCURRENCY, QUEUE_SIZE = 1, 16
 VERDICT_TEXT = {
     "fake": "## Likely AI-generated",
     "real": "## Likely a real photograph",
-    "uncertain": "## Uncertain",
+    "uncertain": "## Uncertain: no verdict either way",
 }
 EXAMPLE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sd-vs-real-32"
 
@@ -76,27 +78,50 @@ def _evidence(detector: Detector, path: str):
 
 
 def provenance_panel(record: dict | None) -> str:
-    """Markdown for the Provenance panel: who signed, which generator, which actions."""
+    """Markdown for the Provenance panel: who signed, which generator, which actions. Every
+    string in `record` was written by whoever made the file, so each is escaped (`for_markdown`):
+    it shows as text, never as markup, a link or an image."""
     if not record:
         return "### Provenance\nNot read."
-    lines = ["### Provenance", f"**{record['summary']}**"]
+    lines = ["### Provenance", f"**{for_markdown(record['summary'])}**"]
     for item in record["items"]:
-        details = item["details"]
-        facts = [f"{k.replace('_', ' ')}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                 for k, v in details.items() if v and k != "value"]
-        lines.append(f"- *{item['kind']}*, {item['strength'].replace('_', ' ')}: "
-                     f"{item['summary']}" + (f" ({'; '.join(facts)})" if facts else ""))
-    lines += [f"- warning: {w}" for w in record["warnings"]]
+        facts = [f"{k.replace('_', ' ')}: " + for_markdown(
+                     ", ".join(map(str, v)) if isinstance(v, list) else v)
+                 for k, v in item["details"].items() if v and k != "value"]
+        lines.append(f"- *{for_markdown(item['kind'])}*, "
+                     f"{for_markdown(item['strength'].replace('_', ' '))}: "
+                     f"{for_markdown(item['summary'])}"
+                     + (f" ({'; '.join(facts)})" if facts else ""))
+    lines += [f"- warning: {for_markdown(w)}" for w in record["warnings"]]
     lines.append("\nSigned C2PA credentials are as trustworthy as their signer; EXIF, XMP and PNG "
                  "text are plain text anyone can write or strip. Missing metadata is not "
                  "evidence of a real photo.")
     return "\n".join(lines)
 
 
+def verdict_text(result, chosen: Detector) -> str:
+    """The one verdict on screen: a heading, the probability that led to it, the detector.
+    An `uncertain` heading says so and states no class; a signed AI declaration the pixels do
+    not share is in the heading itself."""
+    how = ("crops of the pixels as they are, never resized; the picture shows each crop's score"
+           if chosen.native else
+           f"the image resized to {chosen.spec.size}x{chosen.spec.size}; the heatmap is Grad-CAM")
+    heading = VERDICT_TEXT[result.verdict]
+    declared = [i for i in (result.provenance or {}).get("items", [])
+                if i["strength"] == "signed_ai_declaration"]
+    if declared and result.verdict != "fake":
+        heading += (" from the pixels, but the file's signed Content Credentials say generative "
+                    "AI made or edited it")
+    return (f"{heading}\n\nProbability it is AI-generated: **{result.prob_fake:.1%}** "
+            f"(threshold {result.threshold:.1%}; 'uncertain' within "
+            f"±{chosen.uncertain_margin:.0%} of it).\n\nAnswered by the **{chosen.name}** "
+            f"detector ({how}).")
+
+
 def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata: bool = False
-            ) -> tuple[str, dict, Any, str, dict, str]:
-    """One uploaded file -> (verdict text, class probabilities, evidence picture, warnings,
-    details, provenance panel). The file is read as a file, so its metadata is seen too."""
+            ) -> tuple[str, Any, str, dict, str]:
+    """One uploaded file -> (verdict text, evidence picture, warnings, details, provenance
+    panel). The file is read as a file, so its metadata is seen too."""
     import gradio as gr
 
     if not path:
@@ -104,21 +129,15 @@ def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata:
     chosen = detector.choose(path) if isinstance(detector, AutoDetector) else detector
     try:
         result, picture = _evidence(chosen, path)
-    except ImageError as error:
-        raise gr.Error(f"Could not read this image: {_name_only(error, path)}") from error
+    except ImageError as error:  # Gradio shows the message as HTML: the file name is escaped
+        raise gr.Error("Could not read this image: "
+                       + html.escape(visible(_name_only(error, path)))) from error
     result = join(result, provenance.read(path), trust_metadata)
-    how = ("crops of the pixels as they are, never resized; the picture shows each crop's score"
-           if chosen.native else
-           f"the image resized to {chosen.spec.size}x{chosen.spec.size}; the heatmap is Grad-CAM")
-    text = (f"{VERDICT_TEXT[result.verdict]}\n\nProbability it is AI-generated: "
-            f"**{result.prob_fake:.1%}** (threshold {result.threshold:.1%}; 'uncertain' within "
-            f"±{chosen.uncertain_margin:.0%} of it).\n\nAnswered by the **{chosen.name}** "
-            f"detector ({how}).")
-    warnings = "\n".join(f"- {w}" for w in result.warnings) or "No warnings."
-    label = {"AI-generated (FAKE)": result.prob_fake, "Real photo (REAL)": 1 - result.prob_fake}
+    warnings = "\n".join(f"- {for_markdown(w)}" for w in result.warnings) or "No warnings."
     details = result.to_dict()
     details["source"] = Path(path).name
-    return text, label, picture, warnings, details, provenance_panel(result.provenance)
+    return (verdict_text(result, chosen), picture, warnings, details,
+            provenance_panel(result.provenance))
 
 
 def _name_only(error: Exception | str, path: str) -> str:
@@ -210,14 +229,14 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                     if examples:
                         gr.Examples(examples, inputs=image, label="Test-split examples")
                 with gr.Column():
-                    verdict = gr.Markdown(elem_id="verdict")
-                    probs = gr.Label(label="Probability", num_top_classes=2)
+                    verdict = gr.Markdown(elem_id="verdict", latex_delimiters=[])
                     cam = gr.Image(label="Where the evidence is", type="pil")
-                    warnings = gr.Markdown()
-                    panel = gr.Markdown("### Provenance\nUpload an image.", elem_id="provenance")
+                    warnings = gr.Markdown(elem_id="warnings", latex_delimiters=[])
+                    panel = gr.Markdown("### Provenance\nUpload an image.", elem_id="provenance",
+                                        latex_delimiters=[])
                     with gr.Accordion("Details (JSON)", open=False):
                         details = gr.JSON()
-            outputs = [verdict, probs, cam, warnings, details, panel]
+            outputs = [verdict, cam, warnings, details, panel]
             button.click(lambda p, name: analyze(pick(name), p), [image, choice], outputs,
                          api_name="analyze")
             snap_button.click(lambda p, name: analyze(pick(name), p), [snapshot, choice],

@@ -15,17 +15,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepfake_detection import tensorflow_logs
 from deepfake_detection.errors import DetectionError
 from deepfake_detection.interfaces import prediction_io as outputs
+from deepfake_detection.interfaces.escaping import for_terminal
 
 # Every other project module is imported inside the command that needs it: `--help`, usage
 # errors and a bad `-o` then answer without loading TensorFlow first.
 if TYPE_CHECKING:
     from deepfake_detection.evaluation.report import Parts
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
-
 log = logging.getLogger("deepfake_detection")
+TRACKED_EXPORT = "models/final_model"  # the original design's files, tracked in the repository
 
 
 def _setup_logging(log_file: Path | None = None) -> None:
@@ -83,6 +84,9 @@ def _train_config(args: argparse.Namespace):
     if args.data or args.download or not args.config:  # a saved config keeps its data
         config.data_dir = _data_dir(args)
     phases = {phase.name: phase for phase in config.phases}
+    if args.export is None and config.export_stem == TRACKED_EXPORT:
+        # The tracked models/final_model.* is written only when asked (`python train.py` asks).
+        config.export_stem = str(Path(config.output_dir) / "final_model")
     for item in args.epochs or []:
         name, _, count = item.partition("=")
         if name not in phases or not count.isdigit():
@@ -269,7 +273,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     unmatched: list[str] = []
     skip = done | ({outputs.source_key(args.output)} if args.output else set())
     files = (f for f in outputs.iter_inputs(args.paths, unmatched)
-             if not skip or outputs.source_key(f) not in skip)
+             if not skip or outputs.resume_key(f, args.csv) not in skip)
     first = list(itertools.islice(files, 2))
     if not first:
         _warn_unmatched(unmatched)
@@ -332,6 +336,8 @@ def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool,
     _warn_unmatched(unmatched)
     total = sum(counts.values())
     failed = counts["error"] + len(unmatched)
+    if total == 1 and not failed and not skipped:
+        return 0  # one image: its result is the whole answer
     print(f"{total - counts['error']} scored ({counts['real']} real, {counts['uncertain']} "
           f"uncertain, {counts['fake']} fake), {failed} failed"
           + (f", {skipped} skipped (already in {args.output})" if skipped else "")
@@ -341,7 +347,7 @@ def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool,
 
 def _warn_unmatched(unmatched: list[str]) -> None:
     for item in unmatched:
-        print(f"warning: {item}: no such file, folder or match", file=sys.stderr)
+        print(f"warning: {for_terminal(item)}: no such file, folder or match", file=sys.stderr)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -403,8 +409,9 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
                        help="epochs of a phase, e.g. --epochs fine_tune=5 (repeatable)")
     train.add_argument("--patience", type=int, help="EarlyStopping patience in epochs")
     train.add_argument("--max-per-class", type=int, help="cap images per class (smoke runs)")
-    train.add_argument("--export", help="also write STEM.keras and STEM.h5 "
-                       "(default models/final_model; '' to skip)")
+    train.add_argument("--export", help="also write STEM.keras and STEM.h5 (default "
+                       "OUT/final_model; `python train.py` writes models/final_model; '' to "
+                       "skip)")
     train.add_argument("--force", action="store_true",
                        help="replace a finished bundle in --out and existing export files")
     train.add_argument("--adv-attack", choices=("fgsm_rs", "pgd", "fgsm"),
@@ -464,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_training_commands, _add_evaluate_command, _add_bundle_commands,
                 _add_checking_commands):
         add(sub)
+    for command in (parser, *sub.choices.values()):
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="show TensorFlow's start-up messages (or set DFD_VERBOSE=1)")
     return parser
 
 
@@ -605,10 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in model cards as the command that made them
+    if getattr(args, "verbose", False):
+        os.environ[tensorflow_logs.VERBOSE_ENV] = "1"
     try:
+        tensorflow_logs.import_quietly()
         return int(args.func(args) or 0)
     except DetectionError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {for_terminal(error)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `predict ... | head -1`: the reader left; stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)

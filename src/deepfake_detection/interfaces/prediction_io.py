@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from deepfake_detection.errors import DetectionError
 from deepfake_detection.imaging import IMAGE_SUFFIXES
+from deepfake_detection.interfaces.escaping import for_csv, for_terminal
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
                   "provenance", "verdict_basis", "error")
@@ -75,6 +76,12 @@ def is_input(path: Path, inputs: Sequence[str]) -> bool:
 def source_key(source: str) -> str:
     """One spelling per file (`./d/a.jpg`, `d/a.jpg` and a symlink to it are the same)."""
     return os.path.realpath(source)
+
+
+def resume_key(path: str, csv_format: bool) -> str:
+    """How a file to score is matched against an output's records: its `source_key`, taken of
+    the text a CSV cell holds for it (`for_csv`), since CSV shows names neutralised."""
+    return source_key(for_csv(path) if csv_format else path)
 
 
 def scored_sources(output: str | os.PathLike, csv_format: bool) -> tuple[set[str], int]:
@@ -167,8 +174,9 @@ def write_stream(rows: Iterable[dict[str, Any]], out: IO[str], csv_format: bool,
         writer.writeheader()
     for count, row in enumerate(rows, 1):
         if writer:
-            writer.writerow({**row, "warnings": "; ".join(row["warnings"]),
-                             "provenance": (row["provenance"] or {}).get("summary", "")})
+            flat = {**row, "warnings": "; ".join(row["warnings"]),
+                    "provenance": (row["provenance"] or {}).get("summary", "")}
+            writer.writerow({key: for_csv(value) for key, value in flat.items()})
         else:
             out.write(json.dumps(row) + "\n")
         if count % 256 == 0:
@@ -176,18 +184,21 @@ def write_stream(rows: Iterable[dict[str, Any]], out: IO[str], csv_format: bool,
 
 
 def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
-    """A fixed-width table for people: image, verdict, P(fake), first note."""
-    width = min(70, max(len(r["source"]) for r in rows))
+    """A fixed-width table for people: image, verdict, P(fake), first note; every text from a
+    file is shown with its control characters escaped (`for_terminal`)."""
+    names = [for_terminal(r["source"]) for r in rows]
+    width = min(70, max(map(len, names)))
     out.write(f"{'image':<{width}}  {'verdict':<9}  {'P(fake)':>7}  note\n")
-    for r in rows:
-        name = r["source"] if len(r["source"]) <= width else "..." + r["source"][-width + 3:]
+    for name, r in zip(names, rows):
+        name = name if len(name) <= width else "..." + name[-width + 3:]
         if r["error"]:
-            out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {r['error']}\n")
+            out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {for_terminal(r['error'])}\n")
             continue
         prov = r.get("provenance") or {}
         note = (r["warnings"][0] if r["warnings"] else
                 prov.get("summary", "") if prov.get("strongest", "none") != "none" else "")
-        out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  {note}\n")
+        out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  "
+                  f"{for_terminal(note)}\n")
 
 
 def iter_inputs(items: Sequence[str], unmatched: list[str] | None = None) -> Iterator[str]:
