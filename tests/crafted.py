@@ -14,6 +14,11 @@ from PIL import Image
 def signer(org: str = "Throwaway Test Org", common_name: str = "Test Signer"):
     """A throwaway CA and an ES256 signing certificate it issued (on no trust list); `org` and
     `common_name` name the signer (the security tests put hostile text there)."""
+    return signer_and_chain(org, common_name)[0]
+
+
+def signer_and_chain(org: str = "Throwaway Test Org", common_name: str = "Test Signer"):
+    """(`signer`'s Signer, its PEM chain: the signing certificate, then the CA's)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -52,7 +57,23 @@ def signer(org: str = "Throwaway Test Org", common_name: str = "Test Signer"):
                                                                 ca_key.public_key(), True)
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, private, None))
+    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, private, None)), chain
+
+
+def signed_with_chain(title: str) -> tuple[bytes, str]:
+    """(a JPEG with a signed C2PA manifest declaring AI generation, the signer's PEM chain)."""
+    manifest = {"claim_generator_info": [{"name": "test-generator", "version": "1.0"}],
+                "title": title, "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
+                    "action": "c2pa.created", "softwareAgent": {"name": "Test Diffusion"},
+                    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/"
+                                         "trainedAlgorithmicMedia"}]}}]}
+    source, out = io.BytesIO(), io.BytesIO()
+    _pixels(3).save(source, "JPEG", quality=90)
+    source.seek(0)
+    sign, chain = signer_and_chain()
+    with c2pa.Builder(manifest) as builder:
+        builder.sign(sign, "image/jpeg", source, out)
+    return out.getvalue(), chain.decode()
 
 
 TRACKER = "127.0.0.1:9"  # a closed port: a request there is what an attacker would log

@@ -1,7 +1,8 @@
 """One record per image from two kinds of evidence: the pixels (a Detector) and what the file
 declares about itself (`provenance`). Neither silently overrides the other: when they disagree
-the record says so first in its warnings, and only `trust_metadata` lets a signed C2PA AI
-declaration set the verdict (`verdict_basis` then says so).
+the record says so first in its warnings, and only `trust_metadata` lets a C2PA AI declaration
+whose signer is on a trust list in use, in a file that still matches what was signed, set the
+verdict (`verdict_basis` then says so).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from deepfake_detection.imaging import ImageSource
 from deepfake_detection.inference import provenance
+from deepfake_detection.inference.content_credentials import TrustSettings
 from deepfake_detection.inference.detector import Detector, Prediction
 from deepfake_detection.inference.detectors import AutoDetector
 
@@ -36,7 +38,7 @@ def join(result: Prediction, prov: provenance.Provenance | None,
         notes.append(f"pixels say fake ({result.prob_fake:.0%} AI); the file's "
                      f"{strongest.summary}")
     signed = prov.declares_ai(signed_only=True)
-    if trust_metadata and signed:
+    if trust_metadata and signed and signed.details.get("trusted"):
         notes.append(f"verdict set by the file's signed C2PA AI declaration (--trust-metadata); "
                      f"the pixels alone said {result.verdict}")
         result.verdict, result.label, result.verdict_basis = "fake", "FAKE", "c2pa"
@@ -44,23 +46,27 @@ def join(result: Prediction, prov: provenance.Provenance | None,
     return result
 
 
-def _read(source: ImageSource) -> provenance.Provenance | None:
-    return provenance.read(source) if isinstance(source, (str, Path, bytes)) else None
-
-
 class Checker:
     """A Detector (or the automatic choice) plus the provenance reader: what `predict`, `scan`
-    and the app report. `trust_metadata`: a signed C2PA AI declaration sets the verdict."""
+    and the app report. `trust_metadata`: a trusted, untampered C2PA AI declaration sets the
+    verdict. `trust`: the lists C2PA signers are checked against (default: the shipped C2PA
+    trust list and the DFD_TRUST_ANCHORS / DFD_ALLOWED_CERTS files)."""
 
-    def __init__(self, detector: Detector | AutoDetector, trust_metadata: bool = False):
+    def __init__(self, detector: Detector | AutoDetector, trust_metadata: bool = False,
+                 trust: TrustSettings | None = None):
         self.detector, self.trust_metadata = detector, trust_metadata
+        self.trust = (trust or TrustSettings.from_env()).check()
+
+    def _read(self, source: ImageSource) -> provenance.Provenance | None:
+        return (provenance.read(source, self.trust) if isinstance(source, (str, Path, bytes))
+                else None)
 
     def check(self, source: ImageSource) -> Prediction:
-        return join(self.detector.predict(source), _read(source), self.trust_metadata)
+        return join(self.detector.predict(source), self._read(source), self.trust_metadata)
 
     def check_tiles(self, source: ImageSource, grid: int) -> Prediction:
         """`check` with the detector's tiled scoring (`predict --tiles`)."""
-        return join(self.detector.predict_tiles(source, grid), _read(source),
+        return join(self.detector.predict_tiles(source, grid), self._read(source),
                     self.trust_metadata)
 
     def check_many(self, sources: Iterable[ImageSource], batch_size: int = 256,
@@ -74,4 +80,4 @@ class Checker:
                 yield item
 
         for result in self.detector.predict_many(remember(sources), batch_size, workers):
-            yield join(result, _read(pending.popleft()), self.trust_metadata)
+            yield join(result, self._read(pending.popleft()), self.trust_metadata)

@@ -19,12 +19,18 @@ from typing import Any
 
 from PIL import Image
 
+from deepfake_detection.inference import content_credentials
+from deepfake_detection.inference.content_credentials import (
+    AI_SOURCE_TYPES,
+    CAPTURE_SOURCE_TYPES,
+    TrustSettings,
+)
+
 # Strongest first: a file's summary is its strongest item.
+# A signed manifest that claims nothing about origin (the Nikon Z 9 sample) still outranks
+# unsigned text; one whose file no longer matches what was signed ranks last.
 STRENGTHS = ("signed_ai_declaration", "unsigned_ai_declaration", "signed_capture_claim",
-             "camera_capture_claim", "editing_software")
-AI_SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia",
-                   "algorithmicMedia", "compositeSynthetic")
-CAPTURE_SOURCE_TYPES = ("digitalCapture", "negativeFilm", "positiveFilm", "print")
+             "signed_manifest", "camera_capture_claim", "editing_software", "damaged_manifest")
 # Generator names seen in EXIF Software / PNG text (lower case substrings).
 GENERATORS = ("stable diffusion", "midjourney", "dall-e", "dall·e", "firefly", "novelai",
               "comfyui", "automatic1111", "invokeai", "imagen", "gemini", "gpt-4o", "chatgpt",
@@ -33,8 +39,9 @@ PNG_GENERATOR_KEYS = {"parameters": "AUTOMATIC1111 / Forge generation parameters
                       "prompt": "ComfyUI prompt graph", "workflow": "ComfyUI workflow",
                       "invokeai_metadata": "InvokeAI metadata", "sd-metadata": "InvokeAI metadata",
                       "Dream": "InvokeAI / dream parameters"}
-MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
-        "GIF": "image/gif", "AVIF": "image/avif", "HEIF": "image/heic"}
+# MPO: Pillow's name for JPEGs with extra pictures (Nikon and other cameras write them).
+MIME = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+        "TIFF": "image/tiff", "GIF": "image/gif", "AVIF": "image/avif", "HEIF": "image/heic"}
 MAX_BYTES = 64 * 2**20  # files above this are not parsed for metadata (the app caps at 25 MB)
 MAX_TEXT = 2000  # characters of any one field kept in a record
 _SOURCE_TYPE = re.compile(rb"digitalsourcetype/([A-Za-z]+)", re.IGNORECASE)
@@ -54,6 +61,7 @@ class Evidence:
 class Provenance:
     items: list[Evidence] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    trust_lists: list[str] = field(default_factory=list)  # what C2PA signers were checked against
 
     @property
     def strongest(self) -> Evidence | None:
@@ -72,7 +80,8 @@ class Provenance:
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary,
                 "strongest": self.strongest.strength if self.strongest else "none",
-                "items": [asdict(e) for e in self.items], "warnings": self.warnings}
+                "items": [asdict(e) for e in self.items], "warnings": self.warnings,
+                "trust_lists": self.trust_lists}
 
 
 def _clip(value: Any) -> str:
@@ -83,9 +92,12 @@ def _clip(value: Any) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + f"... ({len(text)} chars)"
 
 
-def read(source: str | Path | bytes) -> Provenance:
-    """Everything the file declares; never raises for a bad file (see `warnings`)."""
-    result = Provenance()
+def read(source: str | Path | bytes, trust: TrustSettings | None = None) -> Provenance:
+    """Everything the file declares; never raises for a bad file (see `warnings`). C2PA
+    signers are checked against `trust` (default: the shipped C2PA trust list plus what the
+    DFD_TRUST_ANCHORS / DFD_ALLOWED_CERTS environment variables name)."""
+    trust = trust or TrustSettings.from_env()
+    result = Provenance(trust_lists=trust.lists)
     try:
         data = _bytes(source)
     except OSError as error:
@@ -101,7 +113,7 @@ def read(source: str | Path | bytes) -> Provenance:
     except Exception as error:  # noqa: BLE001 - any decoder failure is only a warning here
         result.warnings.append(f"metadata not read: {type(error).__name__}: {_clip(error)}")
         return result
-    for reader, args in ((_c2pa, (data, fmt)), (_xmp, (info,)), (_png_text, (info,)),
+    for reader, args in ((_c2pa, (data, fmt, trust)), (_xmp, (info,)), (_png_text, (info,)),
                          (_exif, (exif,))):
         try:
             result.items += reader(*args)
@@ -120,55 +132,62 @@ def _bytes(source: str | Path | bytes) -> bytes | None:
     return path.read_bytes()
 
 
-def _c2pa(data: bytes, fmt: str | None) -> list[Evidence]:
+def _c2pa(data: bytes, fmt: str | None, trust: TrustSettings) -> list[Evidence]:
     if fmt not in MIME:
         return []
     try:
-        import c2pa
+        import c2pa  # noqa: F401 - the optional library, named if missing
     except ImportError as error:
         raise RuntimeError("C2PA not checked: pip install c2pa-python") from error
-    reader = c2pa.Reader.try_create(MIME[fmt], io.BytesIO(data))
-    if reader is None:
-        return []
-    with reader:
-        manifest = reader.get_active_manifest() or {}
-        state = reader.get_validation_state()
-        results = (reader.get_validation_results() or {}).get("activeManifest") or {}
-    failures = [f.get("code", "") for f in results.get("failure", [])]
-    return [_c2pa_evidence(manifest, state, failures)]
+    found = content_credentials.read_manifests(data, MIME[fmt], trust)
+    return [] if found is None else [_c2pa_evidence(content_credentials.describe(found, trust))]
 
 
-def _c2pa_evidence(manifest: dict, state: str | None, failures: list[str]) -> Evidence:
-    signature = manifest.get("signature_info") or {}
-    signer = signature.get("issuer") or signature.get("common_name") or "an unknown signer"
-    tampered = state == "Invalid" or any(c != "signingCredential.untrusted" and
-                                         not c.startswith("signingCredential.ocsp")
-                                         for c in failures)
-    status = ("tampered: the file no longer matches what was signed" if tampered else
-              "untrusted signer (signature valid, signer not on a trust list)"
-              if "signingCredential.untrusted" in failures or state == "Valid" else "valid")
-    actions = [a for assertion in manifest.get("assertions", [])
-               if str(assertion.get("label", "")).startswith("c2pa.actions")
-               for a in (assertion.get("data") or {}).get("actions", [])]
-    source_types = {str(a.get("digitalSourceType", "")).rsplit("/", 1)[-1] for a in actions}
-    agents = sorted({_clip((a.get("softwareAgent") or {}).get("name", "")
-                           if isinstance(a.get("softwareAgent"), dict) else
-                           a.get("softwareAgent", "")) for a in actions} - {""})
-    generators = [_clip(g.get("name", "")) for g in manifest.get("claim_generator_info", [])]
-    by = ", ".join(agents or generators) or "unnamed software"
-    details = {"signer": _clip(signer), "validation": status, "claim_generator": generators,
-               "actions": [_clip(a.get("action", "")) for a in actions],
-               "digital_source_types": sorted(source_types - {""}), "software_agents": agents}
-    if source_types & set(AI_SOURCE_TYPES):
-        strength = "unsigned_ai_declaration" if tampered else "signed_ai_declaration"
-        summary = f"C2PA manifest signed by {signer} says generated by AI ({by}); {status}"
-    elif source_types & set(CAPTURE_SOURCE_TYPES):
-        strength = "camera_capture_claim" if tampered else "signed_capture_claim"
-        summary = f"C2PA manifest signed by {signer} says captured by a camera; {status}"
+def _c2pa_evidence(facts: dict[str, Any]) -> Evidence:
+    """One sentence a person can act on, and the strength the validation codes allow."""
+    facts = {k: _clip_all(v) for k, v in facts.items()}
+    ai_parts = [i for i in facts["ingredients"]
+                if set(i.get("digital_source_types", [])) & set(AI_SOURCE_TYPES)]
+    types = set(facts["digital_source_types"])
+    by = ", ".join(facts["software_agents"] or facts["claim_generator"]) or "unnamed software"
+    if types & set(AI_SOURCE_TYPES):
+        kind = "ai"
+        what = ("a picture edited with a generative AI tool" if types <= {
+            "compositeWithTrainedAlgorithmicMedia", "compositeSynthetic"} else
+            "says it was generated by AI") + f" ({by})"
+    elif ai_parts:
+        kind, what = "ai", (f"an edit ({', '.join(facts['actions']) or 'no actions listed'}) "
+                            f"of an image its ingredient's manifest says was generated by AI "
+                            f"({', '.join(ai_parts[0].get('software_agents') or ['unnamed'])})")
+    elif types & set(CAPTURE_SOURCE_TYPES):
+        kind, what = "capture", "says it was captured by a camera"
     else:
-        strength = "editing_software"
-        summary = f"C2PA manifest signed by {signer} records editing by {by}; {status}"
-    return Evidence("c2pa", strength, summary, details)
+        kind = "other"
+        what = (f"records {', '.join(facts['actions'])} by {by}" if facts["actions"] else
+                f"makes no claim about how the picture was made (claim generator: {by})")
+    certificate = {"expired": "; the certificate has expired since",
+                   "revoked": "; the certificate has been revoked"}.get(facts["certificate"], "")
+    integrity = ("; the file still matches what was signed" if facts["intact"] else
+                 f"; but {facts['integrity']}")
+    summary = (f"C2PA: signed by {facts['signer']} ({facts['trust']}): {what}{certificate}"
+               f"{integrity}")
+    intact = facts["intact"]
+    strength = {"ai": ("signed_ai_declaration", "unsigned_ai_declaration"),
+                "capture": ("signed_capture_claim", "camera_capture_claim"),
+                "other": ("signed_manifest", "damaged_manifest")}[kind][0 if intact else 1]
+    facts["validation"] = (f"tampered: {facts['integrity']}" if not intact else
+                           f"valid, signer {facts['trust']}" if facts["trusted"] else
+                           f"untrusted signer: {facts['trust']} (signature valid)")
+    return Evidence("c2pa", strength, summary, facts)
+
+
+def _clip_all(value: Any) -> Any:
+    """`_clip` through lists and dicts (a manifest's strings can be any length)."""
+    if isinstance(value, list):
+        return [_clip_all(v) for v in value[:100]]
+    if isinstance(value, dict):
+        return {k: _clip_all(v) for k, v in value.items()}
+    return _clip(value) if isinstance(value, str) else value
 
 
 def _xmp(info: dict) -> list[Evidence]:

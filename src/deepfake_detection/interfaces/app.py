@@ -101,17 +101,23 @@ def provenance_panel(record: dict | None) -> str:
 
 def verdict_text(result, chosen: Detector) -> str:
     """The one verdict on screen: a heading, the probability that led to it, the detector.
-    An `uncertain` heading says so and states no class; a signed AI declaration the pixels do
-    not share is in the heading itself."""
+    An `uncertain` heading says so and states no class; a signed declaration the pixels
+    contradict is in the heading itself (the Provenance panel says who signed and whether the
+    signer is trusted)."""
     how = ("crops of the pixels as they are, never resized; the picture shows each crop's score"
            if chosen.native else
            f"the image resized to {chosen.spec.size}x{chosen.spec.size}; the heatmap is Grad-CAM")
     heading = VERDICT_TEXT[result.verdict]
-    declared = [i for i in (result.provenance or {}).get("items", [])
-                if i["strength"] == "signed_ai_declaration"]
-    if declared and result.verdict != "fake":
-        heading += (" from the pixels, but the file's signed Content Credentials say generative "
-                    "AI made or edited it")
+    strengths = {i["strength"] for i in (result.provenance or {}).get("items", [])}
+    pixels = {"real": "Pixels look real", "uncertain": "The pixels are inconclusive",
+              "fake": "Pixels look AI-generated"}[result.verdict]
+    if "signed_ai_declaration" in strengths and result.verdict_basis == "pixels" \
+            and result.verdict != "fake":
+        heading = (f"## {pixels}, but the file's signed Content Credentials say generative AI "
+                   "made or edited it")
+    elif "signed_capture_claim" in strengths and result.verdict == "fake":
+        heading = (f"## {pixels}, but the file's signed Content Credentials say a camera "
+                   "captured it")
     return (f"{heading}\n\nProbability it is AI-generated: **{result.prob_fake:.1%}** "
             f"(threshold {result.threshold:.1%}; 'uncertain' within "
             f"±{chosen.uncertain_margin:.0%} of it).\n\nAnswered by the **{chosen.name}** "

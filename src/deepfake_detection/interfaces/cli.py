@@ -263,6 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sources already in the output file (matched by resolved path) and appends the rest.
     """
     from deepfake_detection.inference.checking import Checker
+    from deepfake_detection.inference.content_credentials import TrustSettings
     from deepfake_detection.inference.detectors import load
     from deepfake_detection.training.data import DataError
 
@@ -282,8 +283,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 0
         raise DataError("no images to score: " + ", ".join(args.paths))
+    trust = TrustSettings.from_env(tuple(args.trust_anchors or ()), tuple(args.allowed_certs
+                                   or ()), False if args.no_c2pa_trust_list else None).check()
     checker = Checker(load(args.model, uncertain_margin=args.uncertain_margin),
-                      trust_metadata=args.trust_metadata)
+                      trust_metadata=args.trust_metadata, trust=trust)
     return _write_predictions(args, checker, itertools.chain(first, files), len(first) < 2,
                               unmatched, len(done))
 
@@ -579,8 +582,18 @@ def _add_checking_commands(sub) -> None:
     predict.add_argument("--uncertain-margin", type=MARGIN, default=0.1,
                          help="half-width of the 'uncertain' band around the threshold")
     predict.add_argument("--trust-metadata", action="store_true",
-                         help="let a signed C2PA manifest that declares AI generation set the "
-                         "verdict (default: report it beside the pixel verdict)")
+                         help="let a C2PA manifest that declares AI generation, signed by a "
+                         "signer on a trust list in use and untampered, set the verdict "
+                         "(default: report it beside the pixel verdict)")
+    predict.add_argument("--trust-anchors", action="append", metavar="PEM",
+                         help="also trust C2PA signers chaining to these CA certificates "
+                         "(repeatable; or DFD_TRUST_ANCHORS=a.pem:b.pem)")
+    predict.add_argument("--allowed-certs", action="append", metavar="PEM",
+                         help="also trust these end-entity signing certificates (repeatable; "
+                         "or DFD_ALLOWED_CERTS)")
+    predict.add_argument("--no-c2pa-trust-list", action="store_true",
+                         help="leave out the shipped official C2PA trust list (or "
+                         "DFD_NO_C2PA_TRUST_LIST=1)")
     predict.set_defaults(func=cmd_predict)
 
     scan = sub.add_parser("scan", help="score a folder of any size on Ray Data (pip install "

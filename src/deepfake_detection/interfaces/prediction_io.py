@@ -195,8 +195,9 @@ def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
             out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {for_terminal(r['error'])}\n")
             continue
         prov = r.get("provenance") or {}
-        note = (r["warnings"][0] if r["warnings"] else
-                prov.get("summary", "") if prov.get("strongest", "none") != "none" else "")
+        declared = prov.get("summary", "") if prov.get("strongest", "none") != "none" else ""
+        first = r["warnings"][0] if r["warnings"] else ""
+        note = first if declared in first else "; ".join(filter(None, (declared, first)))
         out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  "
                   f"{for_terminal(note)}\n")
 
