@@ -61,12 +61,14 @@ def _wait(url: str, seconds: float = 180) -> None:
 
 
 def _user(url: str, images: list[Path], outcomes: list[dict]) -> None:
+    """One visitor: both images in turn, then the connection closed (as a browser tab is)."""
     from gradio_client import Client, handle_file
 
+    client = None
     for image in images:
         start = time.perf_counter()
         try:
-            client = Client(url, verbose=False)
+            client = client or Client(url, verbose=False)
             details = client.predict(handle_file(str(image)), api_name="/analyze")[3]
             outcome = {"image": image.name, "answered": True, "verdict": details["verdict"]}
         except Exception as error:  # noqa: BLE001 - the message is the measurement
@@ -74,6 +76,8 @@ def _user(url: str, images: list[Path], outcomes: list[dict]) -> None:
                        "message": f"{type(error).__name__}: {str(error)[:200]}"}
         outcome["seconds"] = round(time.perf_counter() - start, 1)
         outcomes.append(outcome)
+    if client is not None:
+        client.close()  # its heartbeat stream would otherwise hold the server's shutdown
 
 
 def main() -> None:
@@ -92,9 +96,9 @@ def main() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "GRADIO_TEMP_DIR": str(uploads), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = (work / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "deepfake_detection", "app", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                               str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait(url)
@@ -112,7 +116,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C: Gradio closes and deletes its uploads
         try:
-            server.wait(timeout=60)
+            server.wait(timeout=120)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()

@@ -187,6 +187,28 @@ def default_host(env: Mapping[str, str]) -> str:
     return env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if env.get("SPACE_ID") else "127.0.0.1")
 
 
+def _leave_no_empty_files(component):
+    """`component` (a gr.File) passing filepath uploads on as they are: Gradio 6.31's `File`
+    opens a `NamedTemporaryFile` in its upload folder for every file it passes on and never
+    removes it (one empty file per upload, measured by benchmarks/app_load.py). Set on the
+    instance: a subclass would make Gradio write a .pyi stub into the installed package."""
+    import types
+
+    import gradio as gr
+    from gradio.utils import NamedString
+    from gradio_client import utils as client_utils
+
+    def passed_on(self, f):
+        if self.type != "filepath":
+            return gr.File._process_single_file(self, f)
+        if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
+            raise gr.Error("This file type is not accepted: upload an image.")
+        return NamedString(f.path)
+
+    component._process_single_file = types.MethodType(passed_on, component)
+    return component
+
+
 class Choices:
     """The detectors a visitor can pick: the app's own first, then every other shipped bundle
     (e.g. `robust`), each loaded on first use."""
@@ -220,8 +242,9 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
         with gr.Tab("One image"):
             with gr.Row():
                 with gr.Column():
-                    image = gr.File(file_types=["image"], type="filepath", label="Image file "
-                                    "(read as a file, so what it declares is checked too)")
+                    image = _leave_no_empty_files(gr.File(
+                        file_types=["image"], type="filepath",
+                        label="Image file (read as a file, so what it declares is checked too)"))
                     choice = gr.Radio(pick.names, value=pick.names[0], label="Detector",
                                       info="auto: native for images of 256 px and more, "
                                       "cifake below; robust: the cifake detector trained "
@@ -248,7 +271,7 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
             snap_button.click(lambda p, name: analyze(pick(name), p), [snapshot, choice],
                               outputs, api_visibility="private")
         with gr.Tab("Several images"):
-            files = gr.File(file_count="multiple", label="Images")
+            files = _leave_no_empty_files(gr.File(file_count="multiple", label="Images"))
             run = gr.Button("Check all", variant="primary")
             table = gr.Dataframe(headers=["image", "verdict", "P(fake)", "note"],
                                  interactive=False)
