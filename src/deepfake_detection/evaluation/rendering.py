@@ -308,10 +308,11 @@ def _limits(metadata: dict[str, Any]) -> list[str]:
                 "image is scored on up to 3x3 crops and their mean log-odds. Images smaller "
                 f"than {size} px are enlarged (and warned about): use the cifake detector for "
                 "thumbnails. " + start + seen,
-                "- Not seen in training: Midjourney, DALL-E, Stable Diffusion 3.x, GPT-4o, "
-                "Gemini, Imagen, GANs and every generator after its data was gathered; "
-                "screenshots, heavy edits and composites. Leave-one-generator-out figures in "
-                "the README estimate how it meets a new generator."]
+                "- Not seen in training: every generator and kind of picture missing from the "
+                "sources above (e.g. Stable Diffusion 3.x, Gemini / Nano Banana, Seedream, "
+                "current Midjourney, StyleGAN3) and every generator after its data was "
+                "gathered; heavy edits and composites. Leave-one-family-out figures "
+                "(`benchmarks/lofo.py`) estimate how it meets a new generator family."]
     return ["- Trained on small (32x32) Stable Diffusion 1.x images against CIFAR-10, COCO and "
             "ImageNet photos; many fakes are art-styled, so part of what it learned may be "
             "'art vs photo'. Other generators, larger images shrunk to its input, heavy editing "

@@ -236,8 +236,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         folder = resolve(model)
         config = os.path.relpath(folder / CONFIG_FILE)  # the card travels with the repository
+        novelty = (f" && deepfake-detection novelty --model runs/{folder.name}"
+                   if (folder / "novelty.npz").is_file() else "")
         _write_model_card(folder, report, f"deepfake-detection train --config {config} --out "
-                          f"runs/{folder.name} && deepfake-detection " + shlex.join(args.argv))
+                          f"runs/{folder.name}{novelty} && deepfake-detection "
+                          + shlex.join(args.argv))
     return 0
 
 
