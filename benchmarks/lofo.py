@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def score(bundle: Path, family: str, data: str) -> dict:
             "reals": int((labels == 0).sum()), "roc_auc": float(roc_auc_score(labels, probs)),
             "fakes_caught": float(called[labels == 1].mean()),
             "reals_called_real": float((~called[labels == 0]).mean()),
-            "threshold": detector.threshold, "schedule": " ".join(TRAIN)}
+            "threshold": detector.threshold, "schedule": shlex.join(TRAIN)}
 
 
 def table(results: dict[str, dict], tag: str) -> str:
@@ -83,7 +84,7 @@ def table(results: dict[str, dict], tag: str) -> str:
     return "\n".join([
         f"# Leave-one-family-out ({tag})", "",
         f"Each family held out of training and validation, its test fakes scored against all "
-        f"test reals; schedule `{' '.join(TRAIN)}`. {len(results)} of "
+        f"test reals; schedule `{shlex.join(TRAIN)}`. {len(results)} of "
         f"{len(FAMILIES)} families.", "",
         "| held-out family | test fakes | ROC-AUC | fakes caught | reals called real |",
         "|---|---|---|---|---|", *rows, "",
