@@ -80,11 +80,29 @@ def _user(url: str, images: list[Path], outcomes: list[dict]) -> None:
         client.close()  # its heartbeat stream would otherwise hold the server's shutdown
 
 
+def visit(users: int, url: str, images: list[Path]) -> None:
+    """`users` visitors at once; prints their outcomes as JSON (the child process's job)."""
+    outcomes: list[dict] = []
+    threads = [threading.Thread(target=_user, args=(url, images, outcomes))
+               for _ in range(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps(outcomes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--out", help="write the figures here as JSON")
+    parser.add_argument("--visitors", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("images", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.visitors:
+        visit(args.visitors, args.url, args.images)
+        return
     work = Path(tempfile.mkdtemp(prefix="dfd-load-"))
     uploads = work / "uploads"
     uploads.mkdir()
@@ -103,14 +121,13 @@ def main() -> None:
     try:
         _wait(url)
         idle_mb = _peak_mb(server.pid)
-        outcomes: list[dict] = []
-        threads = [threading.Thread(target=_user, args=(url, images, outcomes))
-                   for _ in range(args.users)]
         start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # The visitors run in a child process that exits before the server is stopped, as
+        # browsers close: connections a client library keeps open would hold the shutdown.
+        visitors = subprocess.run([sys.executable, __file__, "--visitors", str(args.users),
+                                   "--url", url, *map(str, images)], capture_output=True,
+                                  text=True, check=True)
+        outcomes = json.loads(visitors.stdout)
         wall = time.perf_counter() - start
         peak_mb, left_running = _peak_mb(server.pid), _files(uploads)
     finally:
