@@ -32,6 +32,9 @@ VERDICT_TEXT = {
     "real": "## Likely a real photograph",
     "uncertain": "## Uncertain: no verdict either way",
 }
+# Record fields the panel leaves out: raw PNG text (shown by key), flags the summary states, and
+# the trust lists (named once at the bottom).
+HIDDEN_FACTS = ("value", "trusted", "intact", "trust_lists", "validation_state")
 EXAMPLE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sd-vs-real-32"
 
 
@@ -85,18 +88,29 @@ def provenance_panel(record: dict | None) -> str:
         return "### Provenance\nNot read."
     lines = ["### Provenance", f"**{for_markdown(record['summary'])}**"]
     for item in record["items"]:
-        facts = [f"{k.replace('_', ' ')}: " + for_markdown(
-                     ", ".join(map(str, v)) if isinstance(v, list) else v)
-                 for k, v in item["details"].items() if v and k != "value"]
+        facts = [f"{k.replace('_', ' ')}: " + for_markdown(_plain(v))
+                 for k, v in item["details"].items() if v and k not in HIDDEN_FACTS]
         lines.append(f"- *{for_markdown(item['kind'])}*, "
                      f"{for_markdown(item['strength'].replace('_', ' '))}: "
                      f"{for_markdown(item['summary'])}"
                      + (f" ({'; '.join(facts)})" if facts else ""))
     lines += [f"- warning: {for_markdown(w)}" for w in record["warnings"]]
+    if record.get("trust_lists"):
+        lines.append("\nC2PA signers checked against: "
+                     + for_markdown("; ".join(record["trust_lists"])) + ".")
     lines.append("\nSigned C2PA credentials are as trustworthy as their signer; EXIF, XMP and PNG "
                  "text are plain text anyone can write or strip. Missing metadata is not "
                  "evidence of a real photo.")
     return "\n".join(lines)
+
+
+def _plain(value: Any) -> str:
+    """A fact as one line of text: lists joined, mappings as `key: value`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items() if v not in ("", [], None))
+    if isinstance(value, list):
+        return "; ".join(_plain(v) for v in value)
+    return str(value)
 
 
 def verdict_text(result, chosen: Detector) -> str:
