@@ -249,7 +249,7 @@ def describe(found: dict[str, Any], trust: TrustSettings) -> dict[str, Any]:
                  + trust.phrase,
         "certificate": ("revoked" if revoked else "expired"
                         if "signingCredential.expired" in failures else "valid"),
-        "revocation": next((CODE_WORDS[c] for c in failures + successes + infos
+        "revocation": next((CODE_WORDS.get(c, c) for c in failures + successes + infos
                             if c.startswith("signingCredential.ocsp")), "not checked"),
         "signed_at": str(signature.get("time") or "not recorded (no time stamp)"),
         "time_stamp": [c for c in successes + failures + infos if c.startswith("timeStamp")],

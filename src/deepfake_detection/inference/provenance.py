@@ -195,16 +195,13 @@ def _xmp(info: dict) -> list[Evidence]:
     if isinstance(packet, str):
         packet = packet.encode("utf-8", "replace")
     found = {m.decode() for m in _SOURCE_TYPE.findall(packet[:4 * 2**20])}
-    ai = sorted(found & set(AI_SOURCE_TYPES))
-    if ai:
-        return [Evidence("xmp", "unsigned_ai_declaration",
-                         f"IPTC DigitalSourceType in XMP says {', '.join(ai)} (unsigned text)",
-                         {"digital_source_types": sorted(found)})]
-    if found & set(CAPTURE_SOURCE_TYPES):
-        return [Evidence("xmp", "camera_capture_claim",
-                         "IPTC DigitalSourceType in XMP says digitalCapture (unsigned text)",
-                         {"digital_source_types": sorted(found)})]
-    return []
+    ai, capture = sorted(found & set(AI_SOURCE_TYPES)), sorted(found & set(CAPTURE_SOURCE_TYPES))
+    if not (ai or capture):
+        return []
+    words = "; ".join(f"{content_credentials.SOURCE_TYPE_WORDS[t]} ({t})" for t in ai or capture)
+    return [Evidence("xmp", "unsigned_ai_declaration" if ai else "camera_capture_claim",
+                     f"IPTC digital source type in XMP: {words} (unsigned text)",
+                     {"digital_source_types": sorted(found)})]
 
 
 def _png_text(info: dict) -> list[Evidence]:
