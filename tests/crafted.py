@@ -60,6 +60,22 @@ def signer_and_chain(org: str = "Throwaway Test Org", common_name: str = "Test S
     return c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, private, None)), chain
 
 
+def pixels(seed: int = 0, size: int = 64) -> Image.Image:
+    """Seeded random RGB pixels: a picture with no metadata of its own."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3),
+                                                                  np.uint8))
+
+
+def sign_jpeg(manifest: dict, sign, seed: int = 0) -> bytes:
+    """A JPEG of `pixels(seed)` carrying `manifest`, signed by `sign` (a c2pa.Signer)."""
+    source, out = io.BytesIO(), io.BytesIO()
+    pixels(seed).save(source, "JPEG", quality=90)
+    source.seek(0)
+    with c2pa.Builder(manifest) as builder:
+        builder.sign(sign, "image/jpeg", source, out)
+    return out.getvalue()
+
+
 def signed_with_chain(title: str) -> tuple[bytes, str]:
     """(a JPEG with a signed C2PA manifest declaring AI generation, the signer's PEM chain)."""
     manifest = {"claim_generator_info": [{"name": "test-generator", "version": "1.0"}],
@@ -67,13 +83,8 @@ def signed_with_chain(title: str) -> tuple[bytes, str]:
                     "action": "c2pa.created", "softwareAgent": {"name": "Test Diffusion"},
                     "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/"
                                          "trainedAlgorithmicMedia"}]}}]}
-    source, out = io.BytesIO(), io.BytesIO()
-    _pixels(3).save(source, "JPEG", quality=90)
-    source.seek(0)
     sign, chain = signer_and_chain()
-    with c2pa.Builder(manifest) as builder:
-        builder.sign(sign, "image/jpeg", source, out)
-    return out.getvalue(), chain.decode()
+    return sign_jpeg(manifest, sign, seed=3), chain.decode()
 
 
 TRACKER = "127.0.0.1:9"  # a closed port: a request there is what an attacker would log
@@ -96,11 +107,6 @@ SUBJECT = '@<img src="//127.0.0.1:9/c.png">\x1b[2J[x](//127.0.0.1:9)'
 FORMULA = '=HYPERLINK("http://127.0.0.1:9/x","open")'
 
 
-def _pixels(seed: int = 0, size: int = 64) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3),
-                                                                  np.uint8))
-
-
 def signed_attack(text: str) -> bytes:
     """A JPEG whose C2PA manifest (signed, untrusted) puts `text` in the claim generator, the
     software agent, the author, the signer's organisation and common name, and whose actions
@@ -119,12 +125,7 @@ def signed_attack(text: str) -> bytes:
             {"label": "stds.schema-org.CreativeWork", "data": {
                 "@context": "https://schema.org", "@type": "CreativeWork",
                 "author": [{"@type": "Person", "name": text}]}}]}
-    source, out = io.BytesIO(), io.BytesIO()
-    _pixels().save(source, "JPEG", quality=90)
-    source.seek(0)
-    with c2pa.Builder(manifest) as builder:
-        builder.sign(signer(org=SUBJECT, common_name=SUBJECT), "image/jpeg", source, out)
-    return out.getvalue()
+    return sign_jpeg(manifest, signer(org=SUBJECT, common_name=SUBJECT))
 
 
 def png_attack(text: str) -> bytes:
@@ -136,7 +137,7 @@ def png_attack(text: str) -> bytes:
                        ("Comment", text), ("Title", FORMULA)):
         info.add_itxt(key, value)
     out = io.BytesIO()
-    _pixels(1).save(out, "PNG", pnginfo=info)
+    pixels(1).save(out, "PNG", pnginfo=info)
     return out.getvalue()
 
 
@@ -148,7 +149,7 @@ def exif_attack(text: str) -> bytes:
            f'22-rdf-syntax-ns#"><rdf:Description><dc:title>{text}</dc:title>'
            '</rdf:Description></rdf:RDF></x:xmpmeta>')
     out = io.BytesIO()
-    _pixels(2).save(out, "JPEG", quality=90, exif=exif, xmp=xmp.encode("utf-8", "replace"))
+    pixels(2).save(out, "JPEG", quality=90, exif=exif, xmp=xmp.encode("utf-8", "replace"))
     return out.getvalue()
 
 

@@ -16,7 +16,7 @@ from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Prediction
 from deepfake_detection.interfaces.cli import main
 
-from .crafted import signer as _signer
+from .crafted import pixels, sign_jpeg, signer
 
 c2pa = pytest.importorskip("c2pa")
 AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -26,14 +26,9 @@ XMP = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.or
        'digitalsourcetype/{}"/></rdf:RDF></x:xmpmeta>')
 
 
-def _pixels(seed=0, size=64):
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3),
-                                                                  np.uint8))
-
-
 def _jpeg(**save) -> bytes:
     buffer = io.BytesIO()
-    _pixels().save(buffer, "JPEG", quality=90, **save)
+    pixels().save(buffer, "JPEG", quality=90, **save)
     return buffer.getvalue()
 
 
@@ -42,7 +37,7 @@ def _png(**text) -> bytes:
     for key, value in text.items():
         info.add_text(key, value)
     buffer = io.BytesIO()
-    _pixels().save(buffer, "PNG", pnginfo=info)
+    pixels().save(buffer, "PNG", pnginfo=info)
     return buffer.getvalue()
 
 
@@ -52,10 +47,7 @@ def signed() -> bytes:
                 "title": "generated.jpg", "assertions": [{"label": "c2pa.actions", "data": {
                     "actions": [{"action": "c2pa.created", "digitalSourceType": AI,
                                  "softwareAgent": {"name": "Test Diffusion 2.0"}}]}}]}
-    out = io.BytesIO()
-    with c2pa.Builder(manifest) as builder:
-        builder.sign(_signer(), "image/jpeg", io.BytesIO(_jpeg()), out)
-    return out.getvalue()
+    return sign_jpeg(manifest, signer())
 
 
 def test_png_text_from_a1111_and_comfyui_is_an_unsigned_ai_declaration():
