@@ -6,7 +6,6 @@ the shipped detectors) that the CLI uses too.
 
 from __future__ import annotations
 
-import html
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
 from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
-from deepfake_detection.interfaces.escaping import for_markdown, visible
+from deepfake_detection.interfaces.escaping import for_html, for_markdown
 
 MAX_FILE_SIZE = "25mb"
 # Uploads are deleted every 10 minutes once 30 minutes old, and all of them when the server
@@ -151,7 +150,7 @@ def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata:
         result, picture = _evidence(chosen, path)
     except ImageError as error:  # Gradio shows the message as HTML: the file name is escaped
         raise gr.Error("Could not read this image: "
-                       + html.escape(visible(_name_only(error, path)))) from error
+                       + for_html(_name_only(error, path))) from error
     result = join(result, provenance.read(path), trust_metadata)
     warnings = "\n".join(f"- {for_markdown(w)}" for w in result.warnings) or "No warnings."
     details = result.to_dict()

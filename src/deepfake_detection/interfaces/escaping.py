@@ -10,6 +10,7 @@ characters itself); everything else goes through here.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 # format characters (bidirectional overrides that reorder what is seen) and line separators.
 _HIDDEN = ("Cc", "Cf", "Zl", "Zp")
 _ASCII_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Tab and carriage return also start formulas, but `visible` has already written them as escapes.
+_FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 def visible(text: Any) -> str:
@@ -43,10 +45,15 @@ def for_markdown(text: Any) -> str:
     return _ASCII_PUNCTUATION.sub(r"\\\1", visible(text))
 
 
+def for_html(text: Any) -> str:
+    """Literal text inside HTML (Gradio shows error messages as HTML)."""
+    return html.escape(visible(text))
+
+
 def for_csv(value: Any) -> Any:
     """A CSV cell: strings made visible and, when they would start a formula in Excel or
     LibreOffice (OWASP CSV injection), prefixed with an apostrophe; numbers and None pass."""
     if not isinstance(value, str):
         return value
     text = visible(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
