@@ -149,6 +149,10 @@ class TrainConfig:
             at image_size (convolutions and global pooling take either). More distinct
             views of few images; validation sees centre crops while training, and the
             saved model's threshold and calibration come from whole validation images.
+        augment_noise: float. Probability of Gaussian noise with sigma ~ U[0,
+            augment_noise_max] /255 (before blur and JPEG): a noise filter is the cheapest way
+            to launder a fake.
+        augment_noise_max: float. Largest noise sigma drawn, in /255.
         phases: list of PhaseConfig. Applied in order by `training.train`.
         weight_decay: float. Decoupled weight decay (AdamW style) for every phase; 0 = off.
         ema_momentum: float. Keep an exponential moving average of the weights and end each
@@ -215,6 +219,8 @@ class TrainConfig:
     augment_rescale: float = 0.0
     augment_rescale_min: float = 0.25
     augment_crop: int = 0
+    augment_noise: float = 0.0
+    augment_noise_max: float = 16.0
     phases: list[PhaseConfig] = field(default_factory=default_phases)
     weight_decay: float = 0.0
     ema_momentum: float = 0.0
@@ -289,6 +295,7 @@ RANGES = {
     "augment_shift": COUNT, "augment_blur_jpeg": PROBABILITY, "augment_blur_sigma_max": COUNT,
     "augment_jpeg_min": Range(1, 100), "augment_rescale": PROBABILITY,
     "augment_rescale_min": Range(0, 1, low_open=True), "augment_crop": COUNT,
+    "augment_noise": PROBABILITY, "augment_noise_max": Range(0, 255),
     "weight_decay": COUNT,
     "ema_momentum": Range(0, 1, high_open=True), "early_stopping_patience": COUNT,
     "reduce_lr_patience": COUNT, "reduce_lr_factor": Range(0, 1, True, True), "min_lr": COUNT,

@@ -303,6 +303,10 @@ class Augmentation:
             enlarging back (bilinear), as a downscaled upload looks to a native detector.
         rescale_min: float. Smallest factor drawn.
         crop: int. Cut a random crop of this side first (0 = keep the whole image).
+        noise_p: float. Probability of adding Gaussian noise with sigma ~ U[0, noise_max] (in
+            /255), before blur and JPEG: a free noise filter is the cheapest way to launder a
+            fake, and a high-ISO photo is noisy too.
+        noise_max: float. Largest noise sigma drawn, in /255.
     """
 
     flip: bool = False
@@ -313,11 +317,13 @@ class Augmentation:
     rescale_p: float = 0.0
     rescale_min: float = 0.25
     crop: int = 0
+    noise_p: float = 0.0
+    noise_max: float = 16.0
 
     @property
     def active(self) -> bool:
         return (self.flip or self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
-                or self.crop > 0)
+                or self.crop > 0 or self.noise_p > 0)
 
     def image_fn(self):
         """A tf function `(HxWx3 float image, seed of shape [2]) -> image`: every random choice
@@ -353,8 +359,12 @@ class Augmentation:
             return tf.image.resize(tf.image.resize(image, small, "bilinear", antialias=True),
                                    size, "bilinear")
 
+        def noise(image, keys):
+            sigma = draw(keys, 10, 0.0, self.noise_max)
+            return image + sigma * tf.random.stateless_normal(tf.shape(image), keys[11])
+
         def apply(image, seed):
-            keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 10)
+            keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 13)
             if self.crop:
                 image = tf.image.stateless_random_crop(image, (self.crop, self.crop, 3), keys[9])
             size = tf.shape(image)
@@ -366,6 +376,8 @@ class Augmentation:
                 dy = draw(keys, 4, 0, 2 * s + 1, tf.int32)
                 dx = draw(keys, 5, 0, 2 * s + 1, tf.int32)
                 image = padded[dy:dy + size[0], dx:dx + size[1]]
+            if self.noise_p and draw(keys, 12) < self.noise_p:
+                image = tf.clip_by_value(tf.round(noise(image, keys)), 0.0, 255.0)
             if self.blur_jpeg_p:
                 if draw(keys, 6) < self.blur_jpeg_p:
                     image = blur(image, keys)

@@ -45,7 +45,9 @@ def augmentation(config: TrainConfig) -> data.Augmentation:
                              jpeg_min=config.augment_jpeg_min,
                              rescale_p=config.augment_rescale,
                              rescale_min=config.augment_rescale_min,
-                             crop=config.augment_crop)
+                             crop=config.augment_crop,
+                             noise_p=config.augment_noise,
+                             noise_max=config.augment_noise_max)
 
 
 def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
