@@ -167,3 +167,18 @@ def test_augmentation_is_a_function_of_its_seed():
         fn(image, (0, i))
     np.testing.assert_array_equal(fn(image, (7, 3)).numpy(), first)
     assert len({fn(image, (7, i)).numpy().tobytes() for i in range(8)}) > 1
+
+
+def test_noise_augmentation_adds_seeded_noise_up_to_its_sigma():
+    import tensorflow as tf
+
+    flat = tf.constant(np.full((64, 64, 3), 128, np.float32))
+    assert np.array_equal(data.Augmentation(noise_p=0.0).image_fn()(flat, (0, 0)).numpy(),
+                          flat.numpy())
+    fn = data.Augmentation(noise_p=1.0, noise_max=16.0).image_fn()
+    outs = [fn(flat, (3, i)).numpy() for i in range(8)]
+    spreads = [float(o.std()) for o in outs]
+    assert all(s <= 17 for s in spreads) and max(spreads) > 2  # sigma ~ U[0, 16]
+    assert len({round(s, 2) for s in spreads}) > 1
+    assert all(np.array_equal(o, np.round(o)) for o in outs)  # whole 8-bit levels
+    np.testing.assert_array_equal(fn(flat, (3, 0)).numpy(), outs[0])
