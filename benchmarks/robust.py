@@ -104,8 +104,7 @@ def score(bundle: str, data: Path, n: int, seed: int, strong: bool) -> dict:
     result["n_attacked"] = len(y)
     result["gradient_norm"] = attacks.input_gradient_norm(detector.model, x, y)
     if strong:
-        result["strong"] = {str(eps): robustness.strongest(detector, x, y, eps, plan)
-                            for eps in EPS}
+        result["strong"] = robustness.strongest_suite(detector, x, y, EPS, plan)
     return result
 
 

@@ -200,13 +200,22 @@ def test_the_strongest_check_is_a_worst_case_per_image(batch):
     """APGD-CE, APGD-margin, PGD-50 and Square: an image is robust only if all fail, so the
     robust accuracy is at most every single attack's, and every perturbation stays in eps."""
     detector, x, y = batch
-    result = robustness.strongest(detector, x[:12], y[:12], 8.0,
-                                  robustness.AttackPlan(progress=False))
+    plan = robustness.AttackPlan(progress=False)
+    suite = robustness.strongest_suite(detector, x[:12], y[:12], (8.0, 2.0), plan, 200)
+    assert list(suite) == ["2", "8"]  # smallest first: it decides what the next one attacks
+    result = suite["8"]
     accuracies = [a["accuracy"] for a in result["attacks"]]
     assert [a["attack"] for a in result["attacks"]] == list(attacks.STRONG_ATTACKS)
-    assert result["robust_accuracy"] <= min(accuracies) <= result["clean_accuracy"]
-    assert all(a["perturbation"]["within_eps"] for a in result["attacks"])
+    assert accuracies == sorted(accuracies, reverse=True)  # a cascade only removes images
+    assert result["robust_accuracy"] == accuracies[-1] <= result["clean_accuracy"]
+    assert result["robust_accuracy"] <= suite["2"]["robust_accuracy"]
+    attacked = [a["attacked"] for a in result["attacks"]]
+    assert attacked[0] <= round(suite["2"]["robust_accuracy"] * 12)
+    assert all(a["perturbation"]["within_eps"] for a in result["attacks"] if a["attacked"])
     assert "worst case per image" in result["threat_model"]
+    # At the smallest eps the first attack sees every correctly classified image.
+    first = suite["2"]
+    assert first["attacks"][0]["attacked"] == round(first["clean_accuracy"] * 12)
 
 
 def test_evaluate_writes_the_attack_results_into_the_model_card(tiny_bundle, tmp_path, capsys):

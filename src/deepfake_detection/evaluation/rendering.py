@@ -443,17 +443,23 @@ def render_sweep(name: str, result: dict[str, Any]) -> list[str]:
 
 
 def render_strongest(results: dict[str, dict[str, Any]]) -> list[str]:
-    """The strongest suite per eps: each attack's accuracy and the worst case per image."""
+    """The strongest suite per eps: the accuracy left after each attack of the cascade (and
+    how many images it broke), the worst case per image, and whether Square found what the
+    gradient attacks missed."""
     if not results:
         return []
     first = next(iter(results.values()))
     names = [a["attack"] for a in first["attacks"]]
     lines = ["", f"Strongest check ({first['threat_model']}; {first['n']} images):", "",
-             "| eps/255 | " + " | ".join(names) + " | robust accuracy (worst case) |",
-             "|---|" + "---|" * (len(names) + 1)]
+             "| eps/255 | clean | " + " | ".join(f"after {n} (broke)" for n in names)
+             + " | robust accuracy (worst case) | gradients real |",
+             "|---|---|" + "---|" * (len(names) + 2)]
     for eps, r in results.items():
-        lines.append(f"| {eps} | " + " | ".join(f"{a['accuracy']:.4f}" for a in r["attacks"])
-                     + f" | **{r['robust_accuracy']:.4f}** |")
+        cells = " | ".join(f"{a['accuracy']:.4f} ({a.get('broke', '-')})" for a in r["attacks"])
+        real = r.get("gradients_real")
+        lines.append(f"| {eps} | {r['clean_accuracy']:.4f} | {cells} | "
+                     f"**{r['robust_accuracy']:.4f}** | "
+                     f"{'-' if real is None else 'yes' if real else 'NO'} |")
     return lines
 
 

@@ -190,7 +190,8 @@ def _one_detector(model: str | None, what: str) -> None:
     if model == "auto":
         from deepfake_detection.inference.bundle import BundleError
 
-        raise BundleError(f"{what} one detector: --model cifake, native, robust or a folder")
+        raise BundleError(f"{what} one detector: --model cifake, native, robust, robust-native "
+                          "or a folder")
 
 
 def _need_art() -> None:
@@ -220,7 +221,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _need_art()
         plan = AttackPlan(eps255=parse_eps(args.eps), eps_given=describe_eps(args.eps),
                           subset=args.attack_subset, pgd_steps=args.pgd_steps, seed=args.seed,
-                          strongest_suite=args.strongest)
+                          strongest_suite=args.strongest,
+                          strongest_eps=tuple(args.strongest_eps or ()) or None,
+                          square_queries=args.square_queries)
     if args.baseline and not args.perturbations:
         from deepfake_detection.training.data import DataError
 
@@ -255,7 +258,7 @@ def _write_model_card(folder: Path, report: dict, command: str) -> None:
 
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
               "cifake detector for smaller ones), cifake, native, robust (adversarially trained "
-              "cifake), or a bundle folder")
+              "cifake), robust-native (adversarially fine-tuned native), or a bundle folder")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -400,7 +403,8 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--config", help="a config.json saved by an earlier run")
     train.add_argument("--recipe", help="named starting configuration: reference (default, the "
                        "original EfficientNetB2 design), fast (the measured best at 32x32), "
-                       "robust (fast, then adversarial training) or native")
+                       "robust (fast, then adversarial training), native, or robust_native "
+                       "(the native detector fine-tuned against L-inf 2/255 attacks)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any config field, e.g. --set augment_blur_jpeg=0.1")
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")
@@ -513,7 +517,8 @@ def _add_evaluate_command(sub) -> None:
     """evaluate: reports, attacks, the battery, model cards."""
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
-    evaluate.add_argument("--model", help="cifake (default), native, robust or a bundle folder")
+    evaluate.add_argument("--model", help="cifake (default), native, robust, robust-native or a "
+                          "bundle folder")
     evaluate.add_argument("--out", help="report folder (default MODEL/report, or "
                           "runs/NAME-report for a shipped detector)")
     evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
@@ -524,8 +529,13 @@ def _add_evaluate_command(sub) -> None:
                           "(below 1: a fraction of the pixel range, 12.75/255)")
     _add_attack_args(evaluate)
     evaluate.add_argument("--strongest", action="store_true",
-                          help="with --attacks: also APGD-CE, APGD-margin, PGD-50 x3 and Square "
-                          "at 2, 4 and 8/255, worst case per image (slow)")
+                          help="with --attacks: also APGD-CE, APGD-margin, PGD-50 x3 and Square, "
+                          "worst case per image, at 2, 4 and 8/255 for 32x32 models and 1, 2 "
+                          "and 4/255 for native ones (slow)")
+    evaluate.add_argument("--strongest-eps", type=float, nargs="+", metavar="EPS",
+                          help="eps of the strongest check, in /255 (e.g. 1 2 4)")
+    evaluate.add_argument("--square-queries", type=POSITIVE, default=1000,
+                          help="queries of the Square attack in the strongest check (1000)")
     evaluate.add_argument("--model-card", action="store_true",
                           help="(re)write the bundle's model_card.md from this evaluation")
     evaluate.add_argument("--seed", type=int, default=0)
@@ -551,8 +561,8 @@ def _add_bundle_commands(sub) -> None:
 
     export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
                             "TFLite file that returns its calibrated P(FAKE), checked")
-    export.add_argument("--model", default="cifake", help="cifake (default), native, robust or "
-                        "a bundle folder")
+    export.add_argument("--model", default="cifake", help="cifake (default), native, robust, "
+                        "robust-native or a bundle folder")
     export.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
     export.add_argument("--out", required=True, help="SavedModel folder or .tflite file; "
                         "the metadata (threshold, image spec) goes beside it as OUT.json")

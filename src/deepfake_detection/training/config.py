@@ -357,7 +357,28 @@ RECIPES: dict[str, dict[str, Any]] = {
                "augment_blur_jpeg": 0.2, "augment_blur_sigma_max": 1.5, "augment_jpeg_min": 50,
                "augment_rescale": 0.2, "augment_rescale_min": 0.4, "val_fraction": 0.15,
                "early_stopping_patience": 3, "export_stem": "", "cache_limit_mb": 4096},
+    # The native detector fine-tuned against small L-inf attacks (benchmarks/robust_native.md):
+    # FGSM from a random start at 2/255 on half of each batch, plus noise augmentation, from
+    # the shipped native weights (run from the project root, or pass --weights).
+    "robust_native": {"arch": "efficientnet_lite0", "image_size": 256, "fit": "native",
+                      "weights": "src/deepfake_detection/assets/native_detector/model.keras",
+                      "class_balance": "source", "batch_size": 32, "freeze_batchnorm": True,
+                      "augment_blur_jpeg": 0.2, "augment_blur_sigma_max": 1.5,
+                      "augment_jpeg_min": 50, "augment_rescale": 0.2, "augment_rescale_min": 0.4,
+                      "augment_noise": 0.3, "val_fraction": 0.15, "early_stopping_patience": 3,
+                      "adv_attack": "fgsm_rs", "adv_eps": 2.0, "adv_ratio": 0.5,
+                      "adv_monitor_images": 128, "export_stem": "", "cache_limit_mb": 4096},
 }
+
+
+def robust_native_phases() -> list[PhaseConfig]:
+    """Adversarial fine-tuning only: the starting weights are already a native detector."""
+    return [
+        PhaseConfig("frozen_base", epochs=0, learning_rate=1e-3, freeze_base=True),
+        PhaseConfig("adversarial", epochs=3, learning_rate=1e-4, adversarial=True,
+                    schedule="cosine"),
+        PhaseConfig("fine_tune", epochs=0, learning_rate=1e-5),
+    ]
 
 
 def recipe(name: str) -> TrainConfig:
@@ -368,6 +389,8 @@ def recipe(name: str) -> TrainConfig:
         values.setdefault("phases", native_phases())
     elif name == "robust":
         values.setdefault("phases", robust_phases())
+    elif name == "robust_native":
+        values.setdefault("phases", robust_native_phases())
     elif name != "reference":
         values.setdefault("phases", fast_phases())
     return TrainConfig.from_dict(values)
