@@ -29,10 +29,11 @@ def render(results: dict, data: str, count: int) -> str:
     names = list(results)
     chains = list(dict.fromkeys(c for rows in results.values() for c in rows))
     head = " | ".join(f"{n} ROC-AUC | {n} REAL acc. | {n} FAKE acc." for n in names)
+    models = " ".join(f"--model {n}" if rows["clean"]["bundle"] == n else
+                      f"--model {n}={rows['clean']['bundle']}" for n, rows in results.items())
     lines = [f"# Laundering: `{data}/test` ({count} images) after everyday processing", "",
-             "Reproduce: `python benchmarks/laundering.py "
-             + " ".join(f"--model {n}" for n in names) + " --out benchmarks/results/laundering`"
-             " (bundle paths as in the JSON). Accuracies at each bundle's threshold; operations "
+             f"Reproduce: `python benchmarks/laundering.py {models} --out "
+             "benchmarks/results/laundering`. Accuracies at each bundle's threshold; operations "
              "work on the 256x256 test crops, and an image left smaller than 256 px is enlarged "
              "by the Detector as any small upload is.", "",
              f"| operation | what it does | {head} |",

@@ -375,7 +375,7 @@ def robust_native_phases() -> list[PhaseConfig]:
     """Adversarial fine-tuning only: the starting weights are already a native detector."""
     return [
         PhaseConfig("frozen_base", epochs=0, learning_rate=1e-3, freeze_base=True),
-        PhaseConfig("adversarial", epochs=3, learning_rate=1e-4, adversarial=True,
+        PhaseConfig("adversarial", epochs=2, learning_rate=1e-4, adversarial=True,
                     schedule="cosine"),
         PhaseConfig("fine_tune", epochs=0, learning_rate=1e-5),
     ]
