@@ -168,7 +168,8 @@ def test_shipped_native_detector_on_mixed_256():
     probs = np.array([r.prob_fake for r in detector.predict_many(files.paths)])
     assert roc_auc_score(files.labels, probs) > 0.9
     meta = json.loads((detectors.BUNDLES["native"] / "metadata.json").read_text())
-    assert meta["image_spec"]["fit"] == "native" and meta["config"]["weights"] == "imagenet"
+    assert meta["image_spec"]["fit"] == "native"
+    assert meta["config"]["augment_noise"] > 0  # trained to shrug off a noise filter
 
 
 def test_novelty_flags_points_far_from_the_training_features():
