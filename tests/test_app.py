@@ -163,7 +163,7 @@ def test_uploads_are_cleaned_and_work_is_queued(tiny_bundle):
     assert demo._queue.max_size == app.QUEUE_SIZE
     assert demo._queue.default_concurrency_limit == app.CONCURRENCY
     pick = app.Choices(Detector.load(tiny_bundle[1]))
-    assert pick.names[1:] == [n for n in ("cifake", "native", "robust", "robust-native")
+    assert pick.names[1:] == [n for n in ("cifake", "native", "robust")
                               if (app.detectors.BUNDLES.get(n) or REPO).exists()
                               and n in app.detectors.BUNDLES]
     with pytest.raises(ValueError, match="unknown detector"):

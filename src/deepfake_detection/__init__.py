@@ -4,7 +4,7 @@ The short way in (the subpackages stay for everything else)::
 
     import deepfake_detection as dfd
 
-    detector = dfd.load()  # "auto"; or "native", "cifake", "robust", "robust-native", a folder
+    detector = dfd.load()                  # "auto", "native", "cifake", "robust" or a folder
     result = detector.predict("photo.jpg")  # the pixels' verdict: a Prediction
     record = dfd.check("photo.jpg")         # pixels and what the file declares (C2PA, ...)
     print(record.verdict, record.prob_fake, record.detector, record.provenance["summary"])

@@ -1,10 +1,9 @@
 """The shipped detectors by name, and the automatic choice between them.
 
 Bundles are data: `cifake` (32x32, the original design's setting), `native` (256x256 crops of
-the pixels as they are), `robust` (the cifake detector trained against L-inf attacks) and
-`robust-native` (the native detector fine-tuned against small L-inf attacks) sit side by side
-under `assets/`; the two robust ones are for users who worry about evasion, chosen by name,
-never automatically. `load("auto")` picks per image between the first two:
+the pixels as they are) and `robust` (the cifake detector trained against L-inf attacks, for
+users who worry about evasion; chosen by name, never automatically) sit side by side under
+`assets/`. `load("auto")` picks per image between the first two:
 
     the native detector when both sides of the image are at least its crop (256 px),
     else the cifake detector (thumbnails: nothing native to look at).
@@ -26,8 +25,7 @@ from deepfake_detection.inference.bundle import BundleError
 from deepfake_detection.inference.detector import ASSETS, Detector, Prediction
 
 BUNDLES = {"cifake": ASSETS / "default_detector", "native": ASSETS / "native_detector",
-           "robust": ASSETS / "robust_detector",
-           "robust-native": ASSETS / "robust_native_detector"}
+           "robust": ASSETS / "robust_detector"}
 AUTO = "auto"
 CHOICES = (AUTO, *BUNDLES)
 RULE = ("native detector when both image sides are at least its crop size, otherwise the "
@@ -35,8 +33,7 @@ RULE = ("native detector when both image sides are at least its crop size, other
 
 
 def resolve(name_or_path: str | Path | None) -> Path:
-    """A bundle folder from a shipped name (`cifake`, `native`, `robust`, `robust-native`) or
-    a path."""
+    """A bundle folder from a shipped name (`cifake`, `native`, `robust`) or a path."""
     if name_or_path is None:
         return BUNDLES["cifake"]
     text = str(name_or_path)

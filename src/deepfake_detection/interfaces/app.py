@@ -260,9 +260,8 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                         label="Image file (read as a file, so what it declares is checked too)"))
                     choice = gr.Radio(pick.names, value=pick.names[0], label="Detector",
                                       info="auto: native for images of 256 px and more, "
-                                      "cifake below; robust / robust-native: the cifake / "
-                                      "native detector trained against small L-inf attacks "
-                                      "(see their model cards)")
+                                      "cifake below; robust: the cifake detector trained "
+                                      "against L-inf attacks (see its model card)")
                     button = gr.Button("Check image", variant="primary")
                     with gr.Accordion("Or take a photo / paste one (pixels only)", open=False):
                         snapshot = gr.Image(type="filepath", label="Picture",

@@ -190,8 +190,7 @@ def _one_detector(model: str | None, what: str) -> None:
     if model == "auto":
         from deepfake_detection.inference.bundle import BundleError
 
-        raise BundleError(f"{what} one detector: --model cifake, native, robust, robust-native "
-                          "or a folder")
+        raise BundleError(f"{what} one detector: --model cifake, native, robust or a folder")
 
 
 def _need_art() -> None:
@@ -258,7 +257,7 @@ def _write_model_card(folder: Path, report: dict, command: str) -> None:
 
 MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
               "cifake detector for smaller ones), cifake, native, robust (adversarially trained "
-              "cifake), robust-native (adversarially fine-tuned native), or a bundle folder")
+              "cifake), or a bundle folder")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -404,7 +403,7 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--recipe", help="named starting configuration: reference (default, the "
                        "original EfficientNetB2 design), fast (the measured best at 32x32), "
                        "robust (fast, then adversarial training), native, or robust_native "
-                       "(the native detector fine-tuned against L-inf 2/255 attacks)")
+                       "(experimental: native fine-tuned against L-inf 2/255; not robust yet)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any config field, e.g. --set augment_blur_jpeg=0.1")
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")
@@ -517,8 +516,7 @@ def _add_evaluate_command(sub) -> None:
     """evaluate: reports, attacks, the battery, model cards."""
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
-    evaluate.add_argument("--model", help="cifake (default), native, robust, robust-native or a "
-                          "bundle folder")
+    evaluate.add_argument("--model", help="cifake (default), native, robust or a bundle folder")
     evaluate.add_argument("--out", help="report folder (default MODEL/report, or "
                           "runs/NAME-report for a shipped detector)")
     evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
@@ -561,8 +559,8 @@ def _add_bundle_commands(sub) -> None:
 
     export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
                             "TFLite file that returns its calibrated P(FAKE), checked")
-    export.add_argument("--model", default="cifake", help="cifake (default), native, robust, "
-                        "robust-native or a bundle folder")
+    export.add_argument("--model", default="cifake", help="cifake (default), native, robust or "
+                        "a bundle folder")
     export.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
     export.add_argument("--out", required=True, help="SavedModel folder or .tflite file; "
                         "the metadata (threshold, image spec) goes beside it as OUT.json")
