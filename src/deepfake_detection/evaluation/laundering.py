@@ -39,7 +39,8 @@ WORDS = {
 }
 
 
-def _encode(image: Image.Image, fmt: str, **options) -> Image.Image:
+def reencode(image: Image.Image, fmt: str, **options) -> Image.Image:
+    """The image after a save in `fmt` and a decode: what a re-encoding platform hands on."""
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
@@ -50,13 +51,15 @@ def _scaled(image: Image.Image, factor: float, method: Image.Resampling) -> Imag
     return image.resize(size, method)
 
 
-def _crop(image: Image.Image, fraction: float) -> Image.Image:
+def centre_crop(image: Image.Image, fraction: float) -> Image.Image:
+    """The centre `fraction` of each side."""
     width, height = max(1, round(image.width * fraction)), max(1, round(image.height * fraction))
     left, top = (image.width - width) // 2, (image.height - height) // 2
     return image.crop((left, top, left + width, top + height))
 
 
-def _noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+def add_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    """Gaussian noise of `sigma` (in /255) per pixel and channel, rounded to 8 bits."""
     pixels = np.asarray(image, np.float32)
     noisy = pixels + rng.normal(0.0, sigma, pixels.shape)
     return Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
@@ -64,14 +67,14 @@ def _noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.
 
 OPERATIONS: dict[str, Callable[[Image.Image, float, np.random.Generator], Image.Image]] = {
     "resize": lambda im, v, _: _scaled(im, v, Image.Resampling.LANCZOS),
-    "jpeg": lambda im, v, _: _encode(im, "JPEG", quality=int(v), subsampling=2),
-    "webp": lambda im, v, _: _encode(im, "WEBP", quality=int(v)),
-    "screenshot": lambda im, v, _: _encode(_scaled(im, v, Image.Resampling.BICUBIC), "PNG"),
-    "crop": lambda im, v, _: _crop(im, v),
+    "jpeg": lambda im, v, _: reencode(im, "JPEG", quality=int(v), subsampling=2),
+    "webp": lambda im, v, _: reencode(im, "WEBP", quality=int(v)),
+    "screenshot": lambda im, v, _: reencode(_scaled(im, v, Image.Resampling.BICUBIC), "PNG"),
+    "crop": lambda im, v, _: centre_crop(im, v),
     "sharpen": lambda im, v, _: im.filter(ImageFilter.UnsharpMask(radius=v, percent=60,
                                                                   threshold=0)),
     "denoise": lambda im, v, _: im.filter(ImageFilter.MedianFilter(int(v))),
-    "noise": _noise,
+    "noise": add_noise,
 }
 
 

@@ -7,12 +7,12 @@ Detector's own preprocessing), seeded, and scored at the bundle's threshold.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from deepfake_detection.evaluation import laundering
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import score
 
@@ -30,22 +30,17 @@ def apply(image: np.ndarray, family: str, level: float, rng: np.random.Generator
     pil = Image.fromarray(np.clip(np.round(image), 0, 255).astype(np.uint8))
     size = pil.size
     if family == "jpeg_quality":
-        buffer = io.BytesIO()
-        pil.save(buffer, "JPEG", quality=int(level))
-        pil = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        pil = laundering.reencode(pil, "JPEG", quality=int(level))
     elif family == "gaussian_blur_sigma":
         pil = pil.filter(ImageFilter.GaussianBlur(radius=level))  # Pillow's radius is sigma
     elif family == "gaussian_noise_sigma_255":
-        noisy = np.asarray(pil, np.float32) + rng.normal(0.0, level, (size[1], size[0], 3))
-        return np.clip(np.round(noisy), 0, 255).astype(np.float32)
+        pil = laundering.add_noise(pil, level, rng)
     elif family == "rescale_down_to":
         side = int(level)
         pil = pil.resize((side, side), Image.Resampling.LANCZOS).resize(
             size, Image.Resampling.LANCZOS)
     elif family == "center_crop_fraction":
-        w, h = int(round(size[0] * level)), int(round(size[1] * level))
-        left, top = (size[0] - w) // 2, (size[1] - h) // 2
-        pil = pil.crop((left, top, left + w, top + h)).resize(size, Image.Resampling.LANCZOS)
+        pil = laundering.centre_crop(pil, level).resize(size, Image.Resampling.LANCZOS)
     else:
         raise ValueError(f"unknown perturbation {family!r}; choose from {sorted(BATTERY)}")
     return np.asarray(pil, np.float32)
