@@ -15,9 +15,9 @@ cross-entropy of the decision margin z - T*logit(threshold), so a success is a f
 Native bundles (256x256 crops, never resized) on mixed-256, the same seeded 200 images that
 `evaluate --attack-subset 200` picks:
 
-    python benchmarks/independent_pgd.py src/deepfake_detection/assets/robust_native_detector \\
-        --data ../shared/data/mixed-256 --subset 200 --eps 1 --steps 20 --step 0.25 \\
-        --out independent_pgd_native
+    python benchmarks/independent_pgd.py src/deepfake_detection/assets/native_detector \\
+        runs/robust-native --data ../shared/data/mixed-256 --subset 200 --eps 1 --steps 20 \\
+        --step 0.25 --out independent_pgd_native
 """
 
 from __future__ import annotations
