@@ -99,6 +99,24 @@ def probe_features(arch: str, data: str, runs: Path) -> dict[str, tuple]:
     return {k: (np.asarray(f.paths), np.asarray(f.labels), feats[k]) for k, f in splits.items()}
 
 
+def probe_columns(arch: str, parts: list[str]) -> np.ndarray:
+    """Feature columns of the named parts (`stage0` ... `stage6`, `top`), in extraction order:
+    (mean, RMS) of every stage's output, then of the top features."""
+    from deepfake_detection.models import stage_outputs
+    from deepfake_detection.training import probe
+
+    base = probe.feature_model(arch, 256, weights="none")
+    names = [*stage_outputs(base), "top"]
+    widths = [base.get_layer(n).output.shape[-1] for n in names[:-1]]
+    widths.append((base.output.shape[-1] - 2 * sum(widths)) // 2)
+    unknown = set(parts) - {n.split("_")[0] for n in names}
+    if unknown:
+        raise SystemExit(f"--probe-parts: no {sorted(unknown)} in {arch}")
+    edges = np.cumsum([0, *(2 * w for w in widths)])
+    return np.concatenate([np.arange(edges[i], edges[i + 1]) for i, n in enumerate(names)
+                           if n.split("_")[0] in parts])
+
+
 def score_probe(feats: dict[str, tuple], family: str) -> dict:
     """Refit the probe without the family (train and val), threshold on val, score as above."""
     from sklearn.metrics import roc_auc_score
@@ -125,7 +143,8 @@ def score_probe(feats: dict[str, tuple], family: str) -> dict:
             "reals": int((labels == 0).sum()), "roc_auc": float(roc_auc_score(labels, probs)),
             "fakes_caught": float(called[labels == 1].mean()),
             "reals_called_real": float((~called[labels == 0]).mean()),
-            "threshold": float(threshold), "schedule": "linear probe, frozen ImageNet features"}
+            "threshold": float(threshold), "features": x.shape[1],
+            "schedule": "linear probe, frozen ImageNet features"}
 
 
 def table(results: dict[str, dict], tag: str) -> str:
@@ -157,6 +176,8 @@ def main() -> None:
     parser.add_argument("--probe", metavar="ARCH",
                         help="a linear probe on this network's frozen ImageNet features instead "
                              "of training (e.g. efficientnet_lite0)")
+    parser.add_argument("--probe-parts", nargs="+", metavar="PART",
+                        help="the probe reads only these (stage0 ... stage6, top); default all")
     args = parser.parse_args()
     folder = RESULTS / f"lofo_{args.tag}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,8 +188,13 @@ def main() -> None:
         if result_file.is_file():
             continue
         if args.probe:
-            feats = feats or probe_features(args.probe, args.data, Path(args.runs))
+            if feats is None:
+                feats = probe_features(args.probe, args.data, Path(args.runs))
+                if args.probe_parts:
+                    columns = probe_columns(args.probe, args.probe_parts)
+                    feats = {k: (p, y, x[:, columns]) for k, (p, y, x) in feats.items()}
             result = score_probe(feats, family)
+            result["schedule"] += f" of {args.probe}: {' '.join(args.probe_parts or ['all'])}"
         else:
             bundle = train(family, args.data, Path(args.runs) / args.tag, extra)
             result = score(bundle, family, args.data)

@@ -155,6 +155,17 @@ def cmd_novelty(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuse_probe(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from deepfake_detection.inference.detectors import resolve
+    from deepfake_detection.training.trainer import fuse_probe
+
+    metadata = fuse_probe(resolve(args.model), args.out, args.arch, args.weight, args.force)
+    print(f"wrote {args.out}: threshold {metadata['threshold']['value']:.4f}, validation "
+          f"ROC-AUC {metadata['validation_metrics']['roc_auc']:.4f}")
+    return 0
+
+
 def _evaluate(model: Path | str | None, data_dir: str, out: Path, batch_size: int,
               parts: Parts | None = None) -> dict:
     """Evaluate (with the bundle's training history) and print the headline figures; returns
@@ -546,7 +557,7 @@ def _add_evaluate_command(sub) -> None:
 
 
 def _add_bundle_commands(sub) -> None:
-    """Commands that update or convert a bundle: calibrate, novelty, export, models."""
+    """Commands that update or convert a bundle: calibrate, novelty, fuse-probe, export, models."""
     calibrate = sub.add_parser("calibrate", help="fit temperature scaling for a bundle on its "
                                "own validation split (decisions unchanged)")
     calibrate.add_argument("--model", required=True, help="bundle folder to update")
@@ -556,6 +567,16 @@ def _add_bundle_commands(sub) -> None:
                              "own training data (images unlike it are then 'uncertain')")
     novelty.add_argument("--model", required=True, help="bundle folder to update")
     novelty.set_defaults(func=cmd_novelty)
+
+    fuse = sub.add_parser("fuse-probe", help="a new bundle: a bundle's network averaged with a "
+                          "linear probe on frozen ImageNet trace features (carries over better "
+                          "to generators it never saw)")
+    fuse.add_argument("--model", required=True, help="native or a bundle folder (unchanged)")
+    fuse.add_argument("--out", required=True, help="the new bundle folder")
+    fuse.add_argument("--arch", default="efficientnet_lite0", help="the frozen ImageNet network")
+    fuse.add_argument("--weight", type=float, default=0.5, help="the probe's share of the logit")
+    fuse.add_argument("--force", action="store_true", help="replace a bundle already at --out")
+    fuse.set_defaults(func=cmd_fuse_probe)
 
     export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
                             "TFLite file that returns its calibrated P(FAKE), checked")

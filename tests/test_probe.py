@@ -1,0 +1,55 @@
+"""The trace probe: frozen features, a logistic regression, folded into one Keras network."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from deepfake_detection.models import build_model
+from deepfake_detection.training import probe
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def parts():
+    keras.utils.set_random_seed(0)
+    model = build_model("efficientnet_lite0", image_size=SIZE, weights="none")
+    features = probe.feature_model("efficientnet_lite0", SIZE, weights="none",
+                                   stages=probe.TRACE_STAGES, top=False)
+    x = np.random.default_rng(0).uniform(0, 255, (16, SIZE, SIZE, 3)).astype("float32")
+    x[8:] *= 0.5  # a difference the probe can learn
+    labels = np.array([0] * 8 + [1] * 8)
+    pipeline = probe.fit(np.asarray(features(x)), labels, c=1.0)
+    return model, features, pipeline, x
+
+
+def test_trace_features_are_every_stage_without_the_top(parts):
+    _, features, _, x = parts
+    # EfficientNet-Lite0 stages end with 16, 24, 40, 80, 112, 192, 320 channels: mean and RMS
+    assert features(x[:1]).shape == (1, 2 * (16 + 24 + 40 + 80 + 112 + 192 + 320))
+
+
+def test_fused_logit_is_the_weighted_sum_of_both_logits(parts):
+    model, features, pipeline, x = parts
+    fused = probe.fuse(model, features, pipeline, weight=0.3)
+    expected = (0.7 * np.asarray(model(x))[:, 0]
+                + 0.3 * pipeline.decision_function(np.asarray(features(x))))
+    np.testing.assert_allclose(np.asarray(fused(x))[:, 0], expected, rtol=1e-3, atol=1e-3)
+    assert not fused.get_layer("trace_probe_logit").trainable
+    assert fused.get_layer("stage0_block0_out") is model.get_layer("stage0_block0_out")
+
+
+def test_fused_network_reloads_to_the_same_logits(parts, tmp_path):
+    model, features, pipeline, x = parts
+    fused = probe.fuse(model, features, pipeline, weight=0.5)
+    fused.save(tmp_path / "fused.keras")
+    again = keras.models.load_model(tmp_path / "fused.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(fused(x)), rtol=1e-4, atol=1e-4)
+
+
+def test_weight_outside_zero_one_is_refused(parts):
+    model, features, pipeline, _ = parts
+    with pytest.raises(ValueError, match="weight"):
+        probe.fuse(model, features, pipeline, weight=1.5)
