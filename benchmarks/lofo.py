@@ -14,6 +14,8 @@ a family whose result file exists is not trained again.
 stage's channel mean and RMS, `deepfake_detection.training.probe`): Ojha et al. (CVPR 2023)
 found features never tuned to the training generators generalise better to new ones than a
 network fine-tuned on them. Features are extracted once; each family is then a refit.
+`--fuse ARCH` measures what `deepfake-detection fuse-probe` ships: each family's plain-recipe
+bundle (trained first if missing) averaged with such a probe fitted without the family.
 
 Families group the sources by how the images were made (the architecture and its decoder), so
 that holding one out removes every close relative: a held-out SD 1.5 would be no test while SD
@@ -57,6 +59,16 @@ def train(family: str, data: str, runs: Path, extra: list[str]) -> Path:
         subprocess.run([sys.executable, "-m", "deepfake_detection", "train", *TRAIN, *extra,
                         "--data", data, "--out", str(out), "--set",
                         "exclude_sources=" + ",".join(FAMILIES[family])], check=True)
+    return out
+
+
+def fused(family: str, data: str, runs: Path, arch: str, tag: str) -> Path:
+    """The plain-recipe bundle without the family, fused with a trace probe (`fuse-probe`)."""
+    out = runs / tag / family
+    if not (out / "metadata.json").is_file():
+        base = train(family, data, runs / "native", [])
+        subprocess.run([sys.executable, "-m", "deepfake_detection", "fuse-probe", "--model",
+                        str(base), "--out", str(out), "--arch", arch, "--force"], check=True)
     return out
 
 
@@ -176,6 +188,9 @@ def main() -> None:
     parser.add_argument("--probe", metavar="ARCH",
                         help="a linear probe on this network's frozen ImageNet features instead "
                              "of training (e.g. efficientnet_lite0)")
+    parser.add_argument("--fuse", metavar="ARCH",
+                        help="the plain recipe fused with a trace probe on this network "
+                             "(`fuse-probe`)")
     parser.add_argument("--probe-parts", nargs="+", metavar="PART",
                         help="the probe reads only these (stage0 ... stage6, top); default all")
     args = parser.parse_args()
@@ -195,9 +210,13 @@ def main() -> None:
                     feats = {k: (p, y, x[:, columns]) for k, (p, y, x) in feats.items()}
             result = score_probe(feats, family)
             result["schedule"] += f" of {args.probe}: {' '.join(args.probe_parts or ['all'])}"
-        else:
-            bundle = train(family, args.data, Path(args.runs) / args.tag, extra)
+        elif args.fuse:
+            bundle = fused(family, args.data, Path(args.runs), args.fuse, args.tag)
             result = score(bundle, family, args.data)
+            result["schedule"] += f", then fuse-probe --arch {args.fuse}"
+        else:
+            result = score(train(family, args.data, Path(args.runs) / args.tag, extra), family,
+                           args.data)
         result_file.write_text(json.dumps(result, indent=2) + "\n")
         print(f"{family}: {json.loads(result_file.read_text())['roc_auc']:.3f}", flush=True)
     results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

@@ -53,3 +53,26 @@ def test_weight_outside_zero_one_is_refused(parts):
     model, features, pipeline, _ = parts
     with pytest.raises(ValueError, match="weight"):
         probe.fuse(model, features, pipeline, weight=1.5)
+
+
+def test_fuse_probe_writes_a_new_bundle_and_leaves_the_old_one(tiny_bundle, tmp_path):
+    from deepfake_detection.inference.detector import Detector
+    from deepfake_detection.training.config import ConfigError
+    from deepfake_detection.training.trainer import fuse_probe
+
+    root, source = tiny_bundle
+    before = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()}
+    out = tmp_path / "fused"
+    metadata = fuse_probe(source, out, weight=0.5)
+    assert {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()} == before
+    assert metadata["trace_probe"]["features"] == 1568 and (out / "novelty.npz").is_file()
+    assert 0 < metadata["threshold"]["value"] < 1
+    detector = Detector.load(out)
+    assert detector.model.get_layer("fused_logit").get_weights()[0].ravel().tolist() == [0.5, 0.5]
+    tests = sorted((root / "data" / "test").rglob("*.png"))
+    probs = [r.prob_fake for r in detector.predict_many([str(p) for p in tests])]
+    fake = [p for p, t in zip(probs, tests) if t.parent.name == "FAKE"]
+    real = [p for p, t in zip(probs, tests) if t.parent.name == "REAL"]
+    assert min(fake) > max(real)  # the synthetic classes stay apart once the probe has its say
+    with pytest.raises(ConfigError, match="already holds a bundle"):
+        fuse_probe(source, out)

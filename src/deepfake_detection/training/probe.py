@@ -74,9 +74,10 @@ def fuse(model: keras.Model, features: keras.Model, pipeline: Pipeline,
     """One network whose logit is (1 - weight) x `model`'s + weight x the probe's.
 
     `features` (frozen) reads the same pixels as `model`; `pipeline`'s standardiser and logistic
-    regression become fixed layers: the mean subtracted first (folded into the bias, large
-    features would cancel in float32), then one Dense with the coefficients over the scales. The result is an ordinary Keras model, so a bundle,
-    the Detector and every check treat it like any other.
+    regression become fixed layers: the feature means subtracted by their own layer (folded
+    into the bias instead, large features would cancel in float32), then one Dense holding the
+    coefficients over the scales. The result is an ordinary Keras model, so a bundle, the
+    Detector and every check treat it like any other.
     """
     if not 0 <= weight <= 1:
         raise ValueError(f"weight must be in [0, 1], not {weight}")

@@ -674,7 +674,8 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
         "trace_probe": {"arch": arch, "weights": "imagenet", "stages": list(probe.TRACE_STAGES),
                         "features": int(x.shape[1]), "weight": weight,
                         "train_images": len(train_files.paths),
-                        "regularisation_c": float(pipeline[-1].C), "from": str(bundle_dir)},
+                        "regularisation_c": float(pipeline[-1].C),
+                        "from": os.path.relpath(bundle_dir)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     new = bundle.Bundle(out, metadata, model)
     new.save(np.stack([load_prepared(p, spec) for p in val_files.paths[:8]]).astype(np.float32))
