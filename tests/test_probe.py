@@ -76,3 +76,26 @@ def test_fuse_probe_writes_a_new_bundle_and_leaves_the_old_one(tiny_bundle, tmp_
     assert min(fake) > max(real)  # the synthetic classes stay apart once the probe has its say
     with pytest.raises(ConfigError, match="already holds a bundle"):
         fuse_probe(source, out)
+    from deepfake_detection.interfaces.cli import _reproduce
+
+    assert "&& deepfake-detection fuse-probe --model runs/fused-base --out runs/fused" in (
+        _reproduce(out))  # the model card's command rebuilds the fused bundle, not the base
+
+
+def test_fuse_probe_refuses_its_own_folder_and_robust_bundles(tiny_bundle, tmp_path):
+    import json
+    import shutil
+
+    from deepfake_detection.training.config import ConfigError
+    from deepfake_detection.training.trainer import fuse_probe
+
+    source = tiny_bundle[1]
+    with pytest.raises(ConfigError, match="is the bundle being fused"):
+        fuse_probe(source, source, force=True)
+    robust = tmp_path / "robust"
+    shutil.copytree(source, robust)
+    metadata = json.loads((robust / "metadata.json").read_text())
+    metadata["adversarial_training"]["applied"] = True
+    (robust / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ConfigError, match="threat model"):
+        fuse_probe(robust, tmp_path / "fused")

@@ -244,17 +244,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   baseline=load(args.baseline) if args.baseline else None)
     report = _evaluate(model, _data_dir(args), out, args.batch_size, parts)
     if args.model_card:
-        from deepfake_detection.inference.bundle import CONFIG_FILE
         from deepfake_detection.inference.detectors import resolve
 
         folder = resolve(model)
-        config = os.path.relpath(folder / CONFIG_FILE)  # the card travels with the repository
-        novelty = (f" && deepfake-detection novelty --model runs/{folder.name}"
-                   if (folder / "novelty.npz").is_file() else "")
-        _write_model_card(folder, report, f"deepfake-detection train --config {config} --out "
-                          f"runs/{folder.name}{novelty} && deepfake-detection "
+        _write_model_card(folder, report, _reproduce(folder) + " && deepfake-detection "
                           + shlex.join(args.argv))
     return 0
+
+
+def _reproduce(folder: Path) -> str:
+    """The commands that rebuild a bundle: train from its saved config, then the novelty fit,
+    or for a fused bundle the fuse-probe step (which fits novelty itself)."""
+    from deepfake_detection.inference.bundle import CONFIG_FILE, Bundle
+
+    config = os.path.relpath(folder / CONFIG_FILE)  # the card travels with the repository
+    run = f"runs/{folder.name}"
+    probe = Bundle.open(folder).metadata.get("trace_probe")
+    if probe:
+        return (f"deepfake-detection train --config {config} --out {run}-base && "
+                f"deepfake-detection fuse-probe --model {run}-base --out {run} --arch "
+                f"{probe['arch']} --weight {probe['weight']}")
+    novelty = (f" && deepfake-detection novelty --model {run}"
+               if (folder / "novelty.npz").is_file() else "")
+    return f"deepfake-detection train --config {config} --out {run}{novelty}"
 
 
 def _write_model_card(folder: Path, report: dict, command: str) -> None:

@@ -653,8 +653,13 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
     from deepfake_detection.training import probe
 
     out = Path(out)
+    if out.resolve() == Path(bundle_dir).resolve():
+        raise ConfigError(f"--out {out}: is the bundle being fused; choose a new folder")
     if (out / bundle.METADATA_FILE).exists() and not force:
         raise ConfigError(f"{out} already holds a bundle: pass --force to replace it")
+    if bundle.Bundle.open(bundle_dir).metadata["adversarial_training"]["applied"]:
+        raise ConfigError(f"{bundle_dir} was trained against attacks and the probe is not: the "
+                          "fused detector would not keep its threat model")
     saved, config, train_files, val_files = _bundle_splits(bundle_dir)
     spec = saved.spec
     features = probe.feature_model(arch, spec.size, stages=probe.TRACE_STAGES, top=False)
