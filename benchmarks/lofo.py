@@ -72,10 +72,21 @@ def fused(family: str, data: str, runs: Path, arch: str, tag: str) -> Path:
     return out
 
 
-def score(bundle: Path, family: str, data: str) -> dict:
-    """The held-out family's test fakes against every test real."""
+def result(family: str, labels: np.ndarray, probs: np.ndarray, threshold: float,
+           schedule: str) -> dict:
+    """The held-out family's record: ROC-AUC, and both classes at the threshold."""
     from sklearn.metrics import roc_auc_score
 
+    called = probs >= threshold
+    return {"family": family, "sources": FAMILIES[family], "fakes": int(labels.sum()),
+            "reals": int((labels == 0).sum()), "roc_auc": float(roc_auc_score(labels, probs)),
+            "fakes_caught": float(called[labels == 1].mean()),
+            "reals_called_real": float((~called[labels == 0]).mean()),
+            "threshold": float(threshold), "schedule": schedule}
+
+
+def score(bundle: Path, family: str, data: str) -> dict:
+    """The held-out family's test fakes against every test real."""
     from deepfake_detection.inference.detectors import load
     from deepfake_detection.training.data import group_of, load_split
 
@@ -85,12 +96,7 @@ def score(bundle: Path, family: str, data: str) -> dict:
     paths, labels = [test.paths[i] for i in keep], np.asarray(test.labels)[keep]
     detector = load(bundle)
     probs = np.array([r.prob_fake for r in detector.predict_many(paths, batch_size=64)])
-    called = probs >= detector.threshold
-    return {"family": family, "sources": FAMILIES[family], "fakes": int(labels.sum()),
-            "reals": int((labels == 0).sum()), "roc_auc": float(roc_auc_score(labels, probs)),
-            "fakes_caught": float(called[labels == 1].mean()),
-            "reals_called_real": float((~called[labels == 0]).mean()),
-            "threshold": detector.threshold, "schedule": shlex.join(TRAIN)}
+    return result(family, labels, probs, detector.threshold, shlex.join(TRAIN))
 
 
 def probe_features(arch: str, data: str, runs: Path) -> dict[str, tuple]:
@@ -131,8 +137,6 @@ def probe_columns(arch: str, parts: list[str]) -> np.ndarray:
 
 def score_probe(feats: dict[str, tuple], family: str) -> dict:
     """Refit the probe without the family (train and val), threshold on val, score as above."""
-    from sklearn.metrics import roc_auc_score
-
     from deepfake_detection.metrics import best_f1_threshold
     from deepfake_detection.training import probe
     from deepfake_detection.training.data import group_of, source_weights
@@ -149,14 +153,9 @@ def score_probe(feats: dict[str, tuple], family: str) -> dict:
     threshold = best_f1_threshold(val_labels, fitted.predict_proba(val_x)[:, 1],
                                   balanced=True)["value"]
     _, labels, x = held("test", True)
-    probs = fitted.predict_proba(x)[:, 1]
-    called = probs >= threshold
-    return {"family": family, "sources": FAMILIES[family], "fakes": int(labels.sum()),
-            "reals": int((labels == 0).sum()), "roc_auc": float(roc_auc_score(labels, probs)),
-            "fakes_caught": float(called[labels == 1].mean()),
-            "reals_called_real": float((~called[labels == 0]).mean()),
-            "threshold": float(threshold), "features": x.shape[1],
-            "schedule": "linear probe, frozen ImageNet features"}
+    record = result(family, labels, fitted.predict_proba(x)[:, 1], threshold,
+                    "linear probe, frozen ImageNet features")
+    return {**record, "features": x.shape[1]}
 
 
 def table(results: dict[str, dict], tag: str) -> str:
@@ -208,16 +207,16 @@ def main() -> None:
                 if args.probe_parts:
                     columns = probe_columns(args.probe, args.probe_parts)
                     feats = {k: (p, y, x[:, columns]) for k, (p, y, x) in feats.items()}
-            result = score_probe(feats, family)
-            result["schedule"] += f" of {args.probe}: {' '.join(args.probe_parts or ['all'])}"
+            record = score_probe(feats, family)
+            record["schedule"] += f" of {args.probe}: {' '.join(args.probe_parts or ['all'])}"
         elif args.fuse:
             bundle = fused(family, args.data, Path(args.runs), args.fuse, args.tag)
-            result = score(bundle, family, args.data)
-            result["schedule"] += f", then fuse-probe --arch {args.fuse}"
+            record = score(bundle, family, args.data)
+            record["schedule"] += f", then fuse-probe --arch {args.fuse}"
         else:
-            result = score(train(family, args.data, Path(args.runs) / args.tag, extra), family,
+            record = score(train(family, args.data, Path(args.runs) / args.tag, extra), family,
                            args.data)
-        result_file.write_text(json.dumps(result, indent=2) + "\n")
+        result_file.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{family}: {json.loads(result_file.read_text())['roc_auc']:.3f}", flush=True)
     results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
     (RESULTS / f"lofo_{args.tag}.md").write_text(table(results, args.tag))

@@ -127,14 +127,9 @@ def run_bundle(path, test, logo: dict[str, str]) -> dict:
 
 def speed(detector) -> dict:
     """Median seconds for one 1024x1024 verdict (decode included) and batch images/s at 256."""
-    import io
+    from detector_speed import jpeg_1024
 
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), np.uint8)).save(
-        buffer, "JPEG", quality=90)
-    data = buffer.getvalue()
+    data = jpeg_1024()
     detector.predict(data)
     seconds = []
     for _ in range(7):

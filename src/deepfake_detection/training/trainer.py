@@ -683,7 +683,7 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
                         "from": os.path.relpath(bundle_dir)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     new = bundle.Bundle(out, metadata, model)
-    new.save(np.stack([load_prepared(p, spec) for p in val_files.paths[:8]]).astype(np.float32))
+    new.save(next(iter(val_images)).numpy()[:8])
     new.write_json(bundle.CONFIG_FILE, config.to_dict())
     if saved.history is not None:
         new.write_json(bundle.HISTORY_FILE, saved.history)
