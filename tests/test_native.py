@@ -129,6 +129,26 @@ def test_rescale_augmentation_changes_detail_not_shape():
     assert any(np.array_equal(f, mirrored) for f in flips)
 
 
+def test_zoom_augmentation_enlarges_a_window_and_leaves_other_draws_alone():
+    """A zoomed image keeps its shape but shows a smaller part of the scene, bigger: a smooth
+    gradient's range shrinks; an image not zoomed (p 0) is augmented exactly as before."""
+    import tensorflow as tf
+
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.float32)[None, :, None], (64, 1, 3))
+    image = tf.constant(ramp)
+    zoomed = data.Augmentation(zoom_p=1.0, zoom_min=0.5).image_fn()
+    outs = [zoomed(image, (0, i)).numpy() for i in range(4)]
+    assert all(o.shape == (64, 64, 3) for o in outs)
+    spans = [float(o[32, -4, 0] - o[32, 3, 0]) for o in outs]
+    assert all(span < 0.98 * (ramp[32, -4, 0] - ramp[32, 3, 0]) for span in spans), spans
+    assert len({round(span, 1) for span in spans}) > 1  # the window varies with the seed
+    plain = dict(noise_p=1.0, blur_jpeg_p=1.0, flip=True)
+    pixels = tf.constant(_rgb(64, 64).astype(np.float32))
+    before = data.Augmentation(**plain).image_fn()(pixels, (0, 5)).numpy()
+    after = data.Augmentation(**plain, zoom_p=1e-9).image_fn()(pixels, (0, 5)).numpy()
+    np.testing.assert_array_equal(before, after)
+
+
 def test_crop_augmentation_cuts_unscaled_windows_that_vary_with_the_seed():
     import tensorflow as tf
 

@@ -426,7 +426,8 @@ def _add_train_args(train: argparse.ArgumentParser) -> None:
     train.add_argument("--recipe", help="named starting configuration: reference (default, the "
                        "original EfficientNetB2 design), fast (the measured best at 32x32), "
                        "robust (fast, then adversarial training), native, or robust_native "
-                       "(experimental: native fine-tuned against L-inf 2/255; not robust yet)")
+                       "(experimental: native at half resolution fine-tuned against L-inf "
+                       "2/255; not robust enough to ship)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any config field, e.g. --set augment_blur_jpeg=0.1")
     train.add_argument("--out", help="bundle folder to write (default runs/reference)")

@@ -303,6 +303,10 @@ class Augmentation:
             enlarging back (bilinear), as a downscaled upload looks to a native detector.
         rescale_min: float. Smallest factor drawn.
         crop: int. Cut a random crop of this side first (0 = keep the whole image).
+        zoom_p: float. Probability of cutting a random square of a side ~ U[zoom_min, 1] of
+            the image and enlarging it back (Lanczos), as the Detector enlarges a cropped
+            upload that fell below its crop: the content looks bigger and softer.
+        zoom_min: float. Smallest side share drawn.
         noise_p: float. Probability of adding Gaussian noise with sigma ~ U[0, noise_max] (in
             /255), before blur and JPEG: a free noise filter is the cheapest way to launder a
             fake, and a high-ISO photo is noisy too.
@@ -317,13 +321,15 @@ class Augmentation:
     rescale_p: float = 0.0
     rescale_min: float = 0.25
     crop: int = 0
+    zoom_p: float = 0.0
+    zoom_min: float = 0.6
     noise_p: float = 0.0
     noise_max: float = 16.0
 
     @property
     def active(self) -> bool:
         return (self.flip or self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
-                or self.crop > 0 or self.noise_p > 0)
+                or self.crop > 0 or self.zoom_p > 0 or self.noise_p > 0)
 
     def image_fn(self):
         """A tf function `(HxWx3 float image, seed of shape [2]) -> image`: every random choice
@@ -359,6 +365,13 @@ class Augmentation:
             return tf.image.resize(tf.image.resize(image, small, "bilinear", antialias=True),
                                    size, "bilinear")
 
+        def zoom(image, keys):
+            size = tf.shape(image)
+            side = tf.maximum(tf.cast(tf.cast(tf.reduce_min(size[:2]), tf.float32)
+                                      * draw(keys, 1, self.zoom_min, 1.0), tf.int32), 1)
+            window = tf.image.stateless_random_crop(image, tf.stack([side, side, 3]), keys[2])
+            return tf.image.resize(window, size[:2], "lanczos3")
+
         def noise(image, keys):
             sigma = draw(keys, 10, 0.0, self.noise_max)
             return image + sigma * tf.random.stateless_normal(tf.shape(image), keys[11])
@@ -367,6 +380,11 @@ class Augmentation:
             keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 13)
             if self.crop:
                 image = tf.image.stateless_random_crop(image, (self.crop, self.crop, 3), keys[9])
+            if self.zoom_p:  # keys of its own, so the other draws stay as they were
+                zoom_keys = tf.random.experimental.stateless_split(
+                    tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 13), 3)
+                if draw(zoom_keys, 0) < self.zoom_p:
+                    image = zoom(image, zoom_keys)
             size = tf.shape(image)
             if self.rescale_p and draw(keys, 3) < self.rescale_p:
                 image = rescale(image, keys)

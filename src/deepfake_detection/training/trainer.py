@@ -46,6 +46,7 @@ def augmentation(config: TrainConfig) -> data.Augmentation:
                              rescale_p=config.augment_rescale,
                              rescale_min=config.augment_rescale_min,
                              crop=config.augment_crop,
+                             zoom_p=config.augment_zoom, zoom_min=config.augment_zoom_min,
                              noise_p=config.augment_noise,
                              noise_max=config.augment_noise_max)
 
