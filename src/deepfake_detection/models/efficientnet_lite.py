@@ -210,15 +210,12 @@ def _build(name: str, image_size: int, weights: str, dropout: float,
            head: str = "gap") -> keras.Model:
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise ModelError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
-    if head == "npr" and image_size % 2:
-        raise ModelError(f"the NPR branch needs an even image size, not {image_size}")
+    if head in ("npr", "pool2") and image_size % 2:  # both halve the image with a 2x2 stride
+        raise ModelError(f"the {head} variant needs an even image size, not {image_size}")
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    if head == "pool2":
-        if image_size % 2:
-            raise ModelError(f"pool2 needs an even image size, not {image_size}")
-        features = backbone(keras.layers.AveragePooling2D(2, name="input_pool")(inputs), name)
-    else:
-        features = backbone(inputs, name)
+    pixels = (keras.layers.AveragePooling2D(2, name="input_pool")(inputs) if head == "pool2"
+              else inputs)
+    features = backbone(pixels, name)
     if head == "multiscale":
         logit = multiscale_head(keras.Model(inputs, features), dropout)
     elif head == "npr":
@@ -237,8 +234,8 @@ HEADS = {"gap": "GAP, ",
          "multiscale": "GAP of the top and channel statistics of stages 3-6, ",
          "npr": "GAP joined with a neighbouring-pixel-residual branch (NPR), ",
          # Half resolution inside the model: a quarter of the cost per image, which is what
-         # makes adversarial training at 256 px fit these cores (the native detector loses
-         # 0.003 ROC-AUC on uploads downscaled 0.5x, benchmarks/results/laundering.md).
+         # makes adversarial training at 256 px fit these cores (the native detectors lose
+         # 0.003-0.006 ROC-AUC on uploads downscaled 0.5x, benchmarks/results/laundering.md).
          "pool2": "2x2 average pooling of the input in front (the network sees half the "
                   "resolution, for a quarter of the cost), GAP, "}
 
