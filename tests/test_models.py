@@ -100,16 +100,18 @@ def test_space_to_depth_stem_is_lossless_and_saves_as_h5(tmp_path):
         build_model("resnet_s2d", image_size=33)
 
 
-def test_pool2_variant_is_the_network_on_a_half_resolution_image():
-    """`efficientnet_lite0_pool2` with another model's weights scores a 64 px image exactly as
-    that model scores the image's 2x2 block means (32 px): the pooling is the only change."""
+@pytest.mark.parametrize("factor", [2, 4])
+def test_pooled_variants_are_the_network_on_a_lower_resolution_image(factor):
+    """`efficientnet_lite0_poolN` with another model's weights scores an image exactly as that
+    model scores the image's NxN block means (32 px): the pooling is the only change."""
     keras.utils.set_random_seed(0)
+    size = 32 * factor
     plain = build_model("efficientnet_lite0", image_size=32, weights="none")
-    pooled = build_model("efficientnet_lite0_pool2", image_size=64, weights="none")
+    pooled = build_model(f"efficientnet_lite0_pool{factor}", image_size=size, weights="none")
     pooled.set_weights(plain.get_weights())
-    x = np.random.default_rng(3).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    means = x.reshape(2, 32, 2, 32, 2, 3).mean(axis=(2, 4))
+    x = np.random.default_rng(3).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    means = x.reshape(2, 32, factor, 32, factor, 3).mean(axis=(2, 4))
     np.testing.assert_allclose(pooled(x, training=False), plain(means, training=False),
                                rtol=1e-4, atol=1e-4)
-    with pytest.raises(ModelError, match="even image size"):
-        build_model("efficientnet_lite0_pool2", image_size=33)
+    with pytest.raises(ModelError, match=f"divisible by {factor}"):
+        build_model(f"efficientnet_lite0_pool{factor}", image_size=size + 1)

@@ -43,5 +43,5 @@ def test_residual_stays_fixed_while_the_branch_trains(model):
 
 
 def test_odd_sizes_are_refused():
-    with pytest.raises(ModelError, match="even"):
+    with pytest.raises(ModelError, match="divisible by 2"):
         build_model("efficientnet_lite0_npr", image_size=33)

@@ -210,11 +210,13 @@ def _build(name: str, image_size: int, weights: str, dropout: float,
            head: str = "gap") -> keras.Model:
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         raise ModelError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
-    if head in ("npr", "pool2") and image_size % 2:  # both halve the image with a 2x2 stride
-        raise ModelError(f"the {head} variant needs an even image size, not {image_size}")
+    factor = INPUT_POOLS.get(head, 2 if head == "npr" else 1)  # npr halves with a 2x2 stride
+    if image_size % factor:
+        raise ModelError(f"the {head} variant needs an image size divisible by {factor}, "
+                         f"not {image_size}")
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    pixels = (keras.layers.AveragePooling2D(2, name="input_pool")(inputs) if head == "pool2"
-              else inputs)
+    pixels = (keras.layers.AveragePooling2D(factor, name="input_pool")(inputs)
+              if head in INPUT_POOLS else inputs)
     features = backbone(pixels, name)
     if head == "multiscale":
         logit = multiscale_head(keras.Model(inputs, features), dropout)
@@ -237,7 +239,12 @@ HEADS = {"gap": "GAP, ",
          # makes adversarial training at 256 px fit these cores (the native detectors lose
          # 0.003-0.006 ROC-AUC on uploads downscaled 0.5x, benchmarks/results/laundering.md).
          "pool2": "2x2 average pooling of the input in front (the network sees half the "
-                  "resolution, for a quarter of the cost), GAP, "}
+                  "resolution, for a quarter of the cost), GAP, ",
+         # A sixteenth of the cost, and an attacker's budget spread over 16x fewer inputs.
+         "pool4": "4x4 average pooling of the input in front (the network sees a quarter of "
+                  "the resolution, for a sixteenth of the cost), GAP, "}
+# Variants that average-pool their input before the network, by factor.
+INPUT_POOLS = {"pool2": 2, "pool4": 4}
 
 
 def _register(name: str, head: str) -> None:
