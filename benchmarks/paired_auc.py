@@ -5,7 +5,8 @@ with replacement, keeping each class's count, and the ROC-AUC difference (B - A)
 every resample. The 95% interval says whether a gap of a few thousandths is more than the test
 split's own noise.
 
-    git archive 0eeef63 src/deepfake_detection/assets/native_detector | tar -x -C /tmp/before
+    mkdir -p /tmp/before && git archive 0eeef63 src/deepfake_detection/assets/native_detector \\
+        | tar -x -C /tmp/before
     python benchmarks/paired_auc.py \\
         before=/tmp/before/src/deepfake_detection/assets/native_detector now=native \\
         --out benchmarks/results/paired_auc_native

@@ -370,7 +370,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 # shipped native weights and fine-tuned against FGSM from a random start at 2/255 on 70% of each
 # batch, BatchNorm trainable, no label smoothing (it can mask gradients). 67 minutes here left 14%
 # of 200 test crops standing under PGD-20 at 1/255 (native: 1.5%), clean accuracy 6 points down:
-# far from the 60% goal (docs/measurements.md, Evasion).
+# far from the 60% goal. `--arch efficientnet_lite0_pool4` (16 epochs, 72 minutes) kept 21% with
+# clean accuracy 12 points down (docs/measurements.md, Evasion).
 RECIPES["robust_native"] = {
     **RECIPES["native"], "arch": "efficientnet_lite0_pool2",
     "weights": "src/deepfake_detection/assets/native_detector/model.keras",
