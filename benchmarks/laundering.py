@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _models(values: list[str]) -> dict[str, str]:
+def named_models(values: list[str]) -> dict[str, str]:
+    """`NAME=PATH` or a bundled name, each as name -> what `dfd.load` takes."""
     return dict(v.split("=", 1) if "=" in v else (v, v) for v in values)
 
 
@@ -84,7 +85,7 @@ def main() -> None:
         laundering.parse(chain)  # fails before any work
     out = Path(args.out + ".json")
     results = json.loads(out.read_text()) if out.exists() else {}
-    for name, path in _models(args.model or ["native"]).items():
+    for name, path in named_models(args.model or ["native"]).items():
         detector = dfd.load(path)
         done = results.setdefault(name, {})
         for chain in [c for c in ["clean", *chains] if c not in done]:

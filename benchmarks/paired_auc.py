@@ -47,14 +47,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/paired_auc")
     args = parser.parse_args()
+    from laundering import named_models  # benchmarks/laundering.py, beside this script
+
     import deepfake_detection as dfd
+    from deepfake_detection.evaluation.laundering import upload_probabilities
     from deepfake_detection.training.data import load_split
 
     test = load_split(Path(args.data) / "test")
     paths, labels = list(test.paths), np.asarray(test.labels)
-    named = [m.split("=", 1) if "=" in m else (m, m) for m in args.models]
-    probs = [np.array([p.prob_fake for p in dfd.load(path).predict_many(paths, batch_size=64)])
-             for _, path in named]
+    named = list(named_models(args.models).items())
+    if len(named) != 2:
+        parser.error("A and B need different names")
+    probs = [upload_probabilities(dfd.load(path), paths) for _, path in named]
     result = {"a": dict([named[0]]), "b": dict([named[1]]), "data": args.data,
               "images": len(paths), **paired_bootstrap(labels, *probs, args.resamples, args.seed)}
     Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")

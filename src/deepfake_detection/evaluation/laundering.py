@@ -10,7 +10,7 @@ image smaller than its crop (as it would a small upload).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -115,6 +115,11 @@ def laundered(paths: Sequence[str], chain: str, seed: int = 0) -> Iterator[Image
             yield launder(image, chain, np.random.default_rng([seed, index]))
 
 
+def upload_probabilities(detector, sources: Iterable) -> np.ndarray:
+    """The detector's calibrated FAKE probability per file or image, scored as uploads are."""
+    return np.array([p.prob_fake for p in detector.predict_many(sources, batch_size=64)])
+
+
 def benchmark(detector, paths: Sequence[str], labels: np.ndarray, chains: Sequence[str],
               seed: int = 0) -> dict[str, Any]:
     """ROC-AUC and both class accuracies at the detector's threshold per chain (`clean`: the
@@ -122,8 +127,7 @@ def benchmark(detector, paths: Sequence[str], labels: np.ndarray, chains: Sequen
     rows = {}
     for chain in chains:
         sources = paths if chain == "clean" else laundered(paths, chain, seed)
-        probs = np.array([p.prob_fake for p in detector.predict_many(sources, batch_size=64)])
-        figures = score(labels, probs, detector.threshold)
+        figures = score(labels, upload_probabilities(detector, sources), detector.threshold)
         at = figures["at_threshold"]
         rows[chain] = {"roc_auc": figures["roc_auc"],
                        "REAL_accuracy": at["per_class_accuracy"]["REAL"],
