@@ -133,3 +133,96 @@ def test_nonsense_numbers_are_usage_errors_before_any_work(option, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", "anything.jpg", *option])
     assert exit_info.value.code == 2 and "out of range" in capsys.readouterr().err
+
+
+def _battery(folder, pixels):
+    """One picture in every format the battery names. Lossless copies hold the very same
+    pixels; lossy ones (HEIC, AVIF, JPEG) are near them."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, turned upright on reading
+    same = {
+        "plain.png": lambda p: image.save(p),
+        "sideways.png": lambda p: image.transpose(Image.Transpose.ROTATE_90).save(
+            p, exif=exif.tobytes()),
+        "deep.png": lambda p: Image.fromarray(np.asarray(image.convert("L"), np.uint16) * 257,
+                                              "I;16").save(p),
+        "grey.tiff": lambda p: image.convert("L").save(p),
+        "alpha.png": lambda p: image.convert("RGBA").save(p),
+        "anim.gif": lambda p: image.save(p, save_all=True, append_images=[image.rotate(90)]),
+        "anim.webp": lambda p: image.save(p, save_all=True, append_images=[image.rotate(90)],
+                                          lossless=True),
+        "lossless.tif": lambda p: image.save(p),
+    }
+    near = {
+        "phone.heic": lambda p: image.save(p, "HEIF", quality=95),
+        "browser.avif": lambda p: image.save(p, quality=95),
+        "sideways.jpg": lambda p: image.transpose(Image.Transpose.ROTATE_90).save(
+            p, exif=exif.tobytes(), quality=95),
+        "progressive.jpg": lambda p: image.save(p, progressive=True, quality=95),
+        "cmyk.jpg": lambda p: image.convert("CMYK").save(p, quality=95),
+    }
+    for name, save in {**same, **near}.items():
+        save(folder / name)
+    return same, near
+
+
+def test_every_format_of_the_battery_is_scored_and_same_pixels_same_answer(tiny_bundle,
+                                                                          tmp_path, capsys):
+    """The formats battery in one folder scan: every file scored (the folder picks up each
+    format a single file is read in), and the lossless copies of one picture, however stored
+    (sideways EXIF-6, 16 bit, alpha, animated), give one probability."""
+    import numpy as np
+
+    folder = tmp_path / "battery"
+    folder.mkdir()
+    grey = np.repeat(np.linspace(30, 220, 32 * 32).reshape(32, 32, 1), 3, -1).astype(np.uint8)
+    same, near = _battery(folder, grey)
+    assert cli.main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--json"]) == 0
+    rows = {r["source"].rsplit("/", 1)[1]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(same) | set(near) and not any(r["error"] for r in rows.values())
+    probs = [rows[name]["prob_fake"] for name in same]
+    assert max(probs) - min(probs) < 1e-6, dict(zip(same, probs))
+
+
+def test_error_rows_do_not_repeat_the_path_and_the_summary_names_what_was_skipped(
+        tiny_bundle, folder, capsys):
+    (folder / "REAL" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "list.csv").write_text("a,b")
+    assert cli.main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--json"]) == 1
+    captured = capsys.readouterr()
+    broken = [r for r in json.loads(captured.out) if r["error"]]
+    assert len(broken) == 1 and broken[0]["error"] == "not an image file PIL can read"
+    assert "broken.jpg" not in broken[0]["error"] and broken[0]["source"].endswith("broken.jpg")
+    assert "skipped 2 files that are not an image: .csv 1, .txt 1" in captured.err
+    assert "24 scored" in captured.err and "1 failed" in captured.err
+
+
+def test_nothing_scored_gives_no_rate(tiny_bundle, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"junk")
+    other = tmp_path / "bad2.png"
+    other.write_bytes(b"junk")
+    assert cli.main(["predict", str(bad), str(other), "--model", str(tiny_bundle[1])]) == 1
+    err = capsys.readouterr().err
+    assert "0 scored" in err and "2 failed" in err and "images/s" not in err
+
+
+def test_an_unknown_model_is_answered_before_tensorflow_loads(tmp_path):
+    """`--model nativ`: the valid names and the nearest one, in a fresh process that never
+    imported TensorFlow (the answer costs no start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from deepfake_detection.interfaces import cli; "
+            "rc = cli.main(['predict', 'x.jpg', '--model', 'nativ']); "
+            "print('tensorflow' in sys.modules); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and done.stdout.strip() == "False"
+    assert "did you mean native?" in done.stderr and "auto, cifake, native, robust" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -130,3 +130,28 @@ def test_none_in_a_batch_is_an_error_record_not_an_abort(detector, tiny_bundle):
         detector.predict(None)
     results = list(detector.predict_many([None, good]))
     assert "NoneType" in results[0].error and results[1].error is None
+
+
+def test_predict_many_and_check_take_a_folder_or_a_glob(tiny_bundle, tmp_path):
+    """`Detector.predict_many(folder)` and `dfd.check(folder or glob)` yield one record per
+    image, as they go; a folder that does not exist is a clear error, not 'no such file' for
+    each of its letters."""
+    import deepfake_detection as dfd
+    from deepfake_detection.imaging import ImageError
+
+    root, bundle_dir = tiny_bundle
+    test = root / "data" / "test"
+    detector = Detector.load(bundle_dir)
+    records = detector.predict_many(test)
+    first = next(records)
+    assert first.error is None and first.source.endswith(".png")
+    assert 1 + sum(1 for _ in records) == 24
+    expected = {r.source: r.prob_fake for r in detector.predict_many(
+        sorted(str(p) for p in (test / "FAKE").iterdir()))}
+    checked = list(dfd.check(str(test / "FAKE" / "*.png"), model=bundle_dir))
+    assert {r.source: r.prob_fake for r in checked} == pytest.approx(expected)
+    assert all(r.provenance is not None for r in checked)
+    one = dfd.check(str(test / "FAKE" / "gen_000.png"), model=bundle_dir)
+    assert one.prob_fake == pytest.approx(expected[str(test / "FAKE" / "gen_000.png")])
+    with pytest.raises(ImageError, match="no such file, folder or match"):
+        list(detector.predict_many(tmp_path / "missing"))

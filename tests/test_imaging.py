@@ -148,3 +148,70 @@ def test_images_without_pixels_are_image_errors():
         load_rgb(np.zeros((0, 0, 3), np.uint8))
     with pytest.raises(ImageError, match="not an image file"):
         load_rgb(_png_header(0, 0))  # PIL does not even identify it
+
+
+def _smooth(height: int = 48, width: int = 64) -> Image.Image:
+    """Gradients: what lossy codecs (HEIC, AVIF, JPEG) keep nearly exactly."""
+    y, x = np.mgrid[0:height, 0:width]
+    return Image.fromarray(np.stack([x * 3, y * 4, x + y], -1).astype(np.uint8))
+
+
+def _sideways(image: Image.Image, fmt: str) -> bytes:
+    """`image` stored turned a quarter turn, with EXIF orientation 6 to turn it back, as a
+    phone held upright writes it."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _encode(image.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes(),
+                   quality=95)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_and_browser_formats_are_read(fmt):
+    """HEIC/HEIF (iPhones; through pillow-heif) and AVIF (browsers): the same picture as a
+    lossless copy, within codec loss."""
+    image = _smooth()
+    rgb = load_rgb(_encode(image, fmt, quality=95))
+    assert rgb.shape == (48, 64, 3)
+    assert np.abs(rgb.astype(int) - np.asarray(image, int)).mean() < 4
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF", "JPEG", "PNG"])
+def test_exif_orientation_is_applied_once_in_every_format(fmt):
+    """Whatever the container, a sideways-stored picture comes out upright, never turned
+    twice (libheif rotates HEIC itself and resets the tag)."""
+    image = _smooth()
+    rgb = load_rgb(_sideways(image, fmt))
+    assert rgb.shape == (48, 64, 3)
+    assert np.abs(rgb.astype(int) - np.asarray(image, int)).mean() < 4
+
+
+def test_animated_images_give_their_first_frame():
+    first, second = Image.new("RGB", (16, 16), (250, 0, 0)), Image.new("RGB", (16, 16), (0, 0, 250))
+    for fmt in ("GIF", "WEBP"):
+        buffer = io.BytesIO()
+        first.save(buffer, fmt, save_all=True, append_images=[second], lossless=True)
+        rgb = load_rgb(buffer.getvalue())
+        assert rgb[..., 0].mean() > 200 and rgb[..., 2].mean() < 50, fmt
+
+
+def test_a_bomb_between_the_limit_and_pillows_guard_is_one_clear_error(recwarn):
+    """Between MAX_PIXELS and twice that Pillow only warns (two lines on stderr); the error
+    says it all and no warning escapes."""
+    with pytest.raises(ImageError, match=r"too large \(10500x10500"):
+        load_rgb(_png_header(10500, 10500))
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_a_folder_scan_picks_up_every_format_a_file_is_read_in(tmp_path):
+    from collections import Counter
+
+    from deepfake_detection.imaging import IMAGE_SUFFIXES, iter_image_files
+
+    for suffix in (".heic", ".HEIF", ".avif", ".jpg", ".png", ".tif", ".webp", ".gif", ".bmp"):
+        (tmp_path / f"a{suffix}").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "README").write_text("x")
+    skipped: Counter[str] = Counter()
+    found = list(iter_image_files([tmp_path], skipped=skipped))
+    assert len(found) == 9 and {".heic", ".heif", ".avif"} <= set(IMAGE_SUFFIXES)
+    assert skipped == {".txt": 1, "(none)": 1}

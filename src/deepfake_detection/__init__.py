@@ -8,6 +8,8 @@ The short way in (the subpackages stay for everything else)::
     result = detector.predict("photo.jpg")  # the pixels' verdict: a Prediction
     record = dfd.check("photo.jpg")         # pixels and what the file declares (C2PA, ...)
     print(record.verdict, record.prob_fake, record.detector, record.provenance["summary"])
+    for record in dfd.check("photos/"):     # a folder or a glob: records as they are scored
+        print(record.source, record.verdict)
 
 Nothing heavy is imported until one of these is used, so `import deepfake_detection` is quick.
 """
@@ -23,6 +25,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed 
     __version__ = "unknown"
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from deepfake_detection.imaging import ImageSource
@@ -49,16 +52,23 @@ def load(model: str | Path = "auto", uncertain_margin: float = 0.1) -> Detector 
 
 
 def check(source: ImageSource, model: str | Path = "auto", trust_metadata: bool = False,
-          uncertain_margin: float = 0.1) -> Prediction:
+          uncertain_margin: float = 0.1, batch_size: int = 32
+          ) -> Prediction | Iterator[Prediction]:
     """One image's whole record: the pixel verdict joined with what the file declares about
-    itself (`record.provenance`), as `deepfake-detection predict` reports it. The detector is
+    itself (`record.provenance`), as `deepfake-detection predict` reports it. A folder
+    (recursive) or a glob gives an iterator of records instead, yielded as each batch of
+    `batch_size` is scored (unreadable files as records with `error` set). The detector is
     loaded on the first call and kept for the next ones."""
+    from deepfake_detection.imaging import is_many
+    from deepfake_detection.inference.checking import Checker
+
     key = (str(model), uncertain_margin)
     if key not in _LOADED:
         _LOADED[key] = load(model, uncertain_margin)
-    from deepfake_detection.inference.checking import Checker
-
-    return Checker(_LOADED[key], trust_metadata=trust_metadata).check(source)
+    checker = Checker(_LOADED[key], trust_metadata=trust_metadata)
+    if is_many(source):
+        return checker.check_many(source, batch_size=batch_size)
+    return checker.check(source)
 
 
 def read_provenance(source: str | Path | bytes) -> dict[str, Any]:

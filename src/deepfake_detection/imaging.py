@@ -7,9 +7,14 @@ decoded, converted and resized the same way everywhere. Models consume float pix
 
 from __future__ import annotations
 
+import glob
 import io
+import itertools
 import os
 import re
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -27,7 +32,25 @@ MAX_PIXELS = int(os.environ.get("DFD_MAX_PIXELS", 100_000_000))
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own guard, for any decode outside load_rgb
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+def _register_heif() -> bool:
+    """HEIC/HEIF (what iPhones save) through pillow-heif, Pillow's plugin for it; AVIF is
+    Pillow's own. libheif applies the file's rotation and resets EXIF orientation to 1, so
+    `exif_transpose` below never turns a HEIC picture twice."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # the image still gets a clear "not an image PIL can read"
+        return False
+    register_heif_opener()
+    return True
+
+
+HEIF_SUPPORTED = _register_heif()
+
+# What a folder scan picks up: every format a single file is read in (a file named on its own is
+# tried whatever its suffix).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic",
+                  ".heif", ".avif")
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
@@ -130,9 +153,13 @@ def load_rgb(source: ImageSource) -> np.ndarray:
             if path.stat().st_size == 0:
                 raise ImageError(f"{name}: empty file (0 bytes)")
             handle = path
-        with Image.open(handle) as image:
-            _checked_size(image, name).load()
-            return _to_uint8_rgb(image)
+        with warnings.catch_warnings():
+            # Pillow warns between MAX_PIXELS and twice that; _checked_size refuses those in
+            # one line, so its two-line DecompressionBombWarning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(handle) as image:
+                _checked_size(image, name).load()
+                return _to_uint8_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError as error:
@@ -210,3 +237,58 @@ def crop_at(rgb: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
 def load_prepared(source: ImageSource, spec: ImageSpec) -> np.ndarray:
     """`load_rgb` then `prepare`: the one path from a file to model input."""
     return prepare(load_rgb(source), spec)
+
+
+def iter_image_files(items: Sequence[str | os.PathLike], unmatched: list[str] | None = None,
+                     skipped: Counter[str] | None = None) -> Iterator[str]:
+    """Files, folders (recursive, IMAGE_SUFFIXES only) and globs -> image paths, lazily.
+
+    Folders are walked one directory at a time in sorted order, so a folder of millions of files
+    streams in bounded memory and in the same order on every run. Explicit files are kept
+    whatever their suffix, so a mislabelled image is still tried. Items that match nothing are
+    appended to `unmatched`; files a folder holds that are not images are counted in `skipped`
+    by suffix (`.txt`, or `(none)`), so a summary can say what was left out.
+    """
+    for item in map(str, items):
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        if not matches or not all(Path(m).exists() for m in matches):
+            if unmatched is not None:
+                unmatched.append(item)
+            continue
+        for match in matches:
+            if not Path(match).is_dir():
+                yield match
+                continue
+            for root, dirs, names in os.walk(match):
+                dirs.sort()
+                for name in sorted(names):
+                    suffix = Path(name).suffix.lower()
+                    if suffix in IMAGE_SUFFIXES:
+                        yield os.path.join(root, name)
+                    elif skipped is not None:
+                        skipped[suffix or "(none)"] += 1
+
+
+def is_many(source: object) -> bool:
+    """Whether a path-like names a folder or a glob (many images) rather than one file."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    text = os.fspath(source)
+    return Path(text).is_dir() or (glob.has_magic(text) and not Path(text).exists())
+
+
+def as_sources(sources: object) -> object:
+    """Many images from one argument: a folder or a glob becomes its image files (lazily), a
+    single path a one-item list; anything else (a list, a generator) is passed on as it is.
+
+    Raises:
+        ImageError: a folder, glob or file that names nothing.
+    """
+    if not isinstance(sources, (str, os.PathLike)):
+        return sources
+    unmatched: list[str] = []
+    files = iter_image_files([sources], unmatched)
+    first = next(files, None)
+    if unmatched:
+        raise ImageError(f"{os.fspath(sources)}: no such file, folder or match")
+    return [] if first is None else itertools.chain([first], files)

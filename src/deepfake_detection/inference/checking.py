@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from deepfake_detection.imaging import ImageSource
+from deepfake_detection.imaging import ImageSource, as_sources
 from deepfake_detection.inference import provenance
 from deepfake_detection.inference.content_credentials import TrustSettings
 from deepfake_detection.inference.detector import Detector, Prediction
@@ -69,13 +69,14 @@ class Checker:
         return join(self.detector.predict_tiles(source, grid), self._read(source),
                     self.trust_metadata)
 
-    def check_many(self, sources: Iterable[ImageSource], batch_size: int = 256,
+    def check_many(self, sources: Iterable[ImageSource] | str | Path, batch_size: int = 256,
                    workers: int | None = None) -> Iterator[Prediction]:
-        """`predict_many` in input order, each record joined with its file's provenance."""
+        """`predict_many` in input order, each record joined with its file's provenance;
+        `sources` may be one folder (recursive) or glob."""
         pending: deque[ImageSource] = deque()
 
         def remember(items: Iterable[ImageSource]) -> Iterator[ImageSource]:
-            for item in items:
+            for item in as_sources(items):
                 pending.append(item)
                 yield item
 

@@ -19,14 +19,15 @@ import numpy as np
 from deepfake_detection.imaging import (
     ImageError,
     ImageSource,
+    as_sources,
     crop_at,
     load_rgb,
     prepare,
 )
 from deepfake_detection.inference import bundle
 from deepfake_detection.inference.novelty import Novelty, feature_output
+from deepfake_detection.inference.shipped import ASSETS
 
-ASSETS = Path(__file__).parents[1] / "assets"
 DEFAULT_BUNDLE = ASSETS / "default_detector"
 # Beyond this scale factor the model sees an image very unlike its training data.
 RESCALE_WARNING_FACTOR = 4.0
@@ -251,13 +252,15 @@ class Detector:
         )
 
     def predict_many(
-        self, sources: Sequence[ImageSource] | Iterable[ImageSource], batch_size: int = 256,
-        workers: int | None = None,
+        self, sources: Sequence[ImageSource] | Iterable[ImageSource] | str | Path,
+        batch_size: int = 256, workers: int | None = None,
     ) -> Iterator[Prediction]:
         """Score many images in batches, decoding in threads; bad files yield an error result.
 
-        Yields one Prediction per source, in order, so callers can stream and show progress.
+        `sources` is a list or iterable of images, or one folder (recursive) or glob. Yields one
+        Prediction per source, in order, so callers can stream and show progress.
         """
+        sources = as_sources(sources)
         workers = workers or min(8, (os.cpu_count() or 2) * 2)
         if self.native:  # up to NATIVE_GRID**2 crops of an image are held at once
             batch_size = max(1, min(batch_size, 256 // NATIVE_GRID**2))
@@ -268,8 +271,9 @@ class Detector:
                 rgb = load_rgb(source)
                 return (_source_name(source, index), *self.views(rgb),
                         self._size_warnings(*rgb.shape[:2]), None)
-            except ImageError as error:
-                return _source_name(source, index), None, None, [], str(error)
+            except ImageError as error:  # the record names the file: the reason is enough
+                name = _source_name(source, index)
+                return name, None, None, [], str(error).removeprefix(f"{name}: ")
 
         with ThreadPoolExecutor(workers) as pool:
             chunk: list[tuple[int, ImageSource]] = []

@@ -20,14 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepfake_detection.imaging import ImageSource
+from deepfake_detection.imaging import ImageSource, as_sources
 from deepfake_detection.inference.bundle import BundleError
-from deepfake_detection.inference.detector import ASSETS, Detector, Prediction
+from deepfake_detection.inference.detector import Detector, Prediction
+from deepfake_detection.inference.shipped import AUTO, BUNDLES, CHOICES, check_name
 
-BUNDLES = {"cifake": ASSETS / "default_detector", "native": ASSETS / "native_detector",
-           "robust": ASSETS / "robust_detector"}
-AUTO = "auto"
-CHOICES = (AUTO, *BUNDLES)
+__all__ = ["AUTO", "BUNDLES", "CHOICES", "AutoDetector", "load", "resolve"]
 RULE = ("native detector when both image sides are at least its crop size, otherwise the "
         "cifake (32x32) detector")
 
@@ -36,6 +34,7 @@ def resolve(name_or_path: str | Path | None) -> Path:
     """A bundle folder from a shipped name (`cifake`, `native`, `robust`) or a path."""
     if name_or_path is None:
         return BUNDLES["cifake"]
+    check_name(name_or_path)
     text = str(name_or_path)
     if text in BUNDLES:
         if not BUNDLES[text].exists():
@@ -100,11 +99,11 @@ class AutoDetector:
         return detector.predict(source) if detector.native else detector.predict_tiles(
             source, grid)
 
-    def predict_many(self, sources: Sequence[ImageSource] | Iterable[ImageSource],
+    def predict_many(self, sources: Sequence[ImageSource] | Iterable[ImageSource] | str | Path,
                      batch_size: int = 256, workers: int | None = None) -> Iterator[Prediction]:
         """Like Detector.predict_many, in input order, each chunk split between detectors."""
         chunk: list[ImageSource] = []
-        for source in sources:
+        for source in as_sources(sources):
             chunk.append(source)
             if len(chunk) == batch_size:
                 yield from self._route(chunk, workers)

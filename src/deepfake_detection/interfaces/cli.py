@@ -12,11 +12,13 @@ import os
 import shlex
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepfake_detection import tensorflow_logs
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.inference.shipped import check_name
 from deepfake_detection.interfaces import prediction_io as outputs
 from deepfake_detection.interfaces.escaping import for_terminal
 
@@ -286,9 +288,10 @@ MODEL_HELP = ("auto (default: the native detector for images at least 256 px on 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Score files/folders/globs; exit 0 when all scored, 1 when some could not be read.
 
-    JSONL and CSV stream: each batch is written (and flushed) as soon as it is scored, paths are
-    walked lazily, and memory stays bounded whatever the folder's size. `--resume` skips the
-    sources already in the output file (matched by resolved path) and appends the rest.
+    JSONL and CSV stream: records are written as they are scored and flushed at least every
+    FLUSH_SECONDS, paths are walked lazily, and memory stays bounded whatever the folder's size.
+    `--resume` skips the sources already in the output file (matched by resolved path) and
+    appends the rest.
     """
     from deepfake_detection.inference.checking import Checker
     from deepfake_detection.inference.content_credentials import TrustSettings
@@ -300,8 +303,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise DataError("--resume needs --output FILE with --jsonl or --csv")
     done = _resume_state(args) if args.output else set()
     unmatched: list[str] = []
+    not_images: Counter[str] = Counter()
     skip = done | ({outputs.source_key(args.output)} if args.output else set())
-    files = (f for f in outputs.iter_inputs(args.paths, unmatched)
+    files = (f for f in outputs.iter_inputs(args.paths, unmatched, not_images)
              if not skip or outputs.resume_key(f, args.csv) not in skip)
     first = list(itertools.islice(files, 2))
     if not first:
@@ -310,13 +314,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"nothing left to score: all {len(done)} file(s) are in {args.output}",
                   file=sys.stderr)
             return 0
-        raise DataError("no images to score: " + ", ".join(args.paths))
+        raise DataError("no images to score in " + ", ".join(args.paths)
+                        + (f" ({_not_images(not_images)})" if not_images else ""))
     trust = TrustSettings.from_env(tuple(args.trust_anchors or ()), tuple(args.allowed_certs
                                    or ()), False if args.no_c2pa_trust_list else None).check()
     checker = Checker(load(args.model, uncertain_margin=args.uncertain_margin),
                       trust_metadata=args.trust_metadata, trust=trust)
-    return _write_predictions(args, checker, itertools.chain(first, files), len(first) < 2,
-                              unmatched, len(done))
+    scored = _write_predictions(args, checker, itertools.chain(first, files),
+                                args.quiet or len(first) < 2)
+    return _summary(args, scored, unmatched, not_images, len(done))
+
+
+def _not_images(counts: Counter[str]) -> str:
+    """`skipped 3 files that are not images: .txt 2, .md 1`."""
+    total = sum(counts.values())
+    return (f"skipped {total} file{'s' if total > 1 else ''} that {'are' if total > 1 else 'is'}"
+            " not an image: " + ", ".join(f"{suffix} {n}" for suffix, n in counts.most_common()))
 
 
 def _resume_state(args: argparse.Namespace) -> set[str]:
@@ -331,9 +344,10 @@ def _resume_state(args: argparse.Namespace) -> set[str]:
     return done
 
 
-def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool,
-                       unmatched: list[str], skipped: int) -> int:
-    """Score `files` into the chosen output and print the one-line summary."""
+def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool
+                       ) -> tuple[dict[str, int], float]:
+    """Score `files` into the chosen output, with a progress bar on a terminal; returns the
+    verdict counts and the seconds it took."""
     from tqdm.auto import tqdm
 
     if args.tiles:
@@ -364,15 +378,27 @@ def _write_predictions(args: argparse.Namespace, checker, files, quiet: bool,
     except OSError as error:
         raise outputs.OutputError(f"{args.output or 'standard output'}: cannot write "
                                   f"({error.strerror or error})") from None
+    return counts, time.perf_counter() - started
+
+
+def _summary(args: argparse.Namespace, scored: tuple[dict[str, int], float],
+             unmatched: list[str], not_images: Counter[str], resumed: int) -> int:
+    """The one summary line on stderr (none for one image scored alone); the exit status."""
+    counts, seconds = scored
     _warn_unmatched(unmatched)
     total = sum(counts.values())
+    good = total - counts["error"]
     failed = counts["error"] + len(unmatched)
-    if total == 1 and not failed and not skipped:
+    if total == 1 and not failed and not resumed and not not_images:
         return 0  # one image: its result is the whole answer
-    print(f"{total - counts['error']} scored ({counts['real']} real, {counts['uncertain']} "
-          f"uncertain, {counts['fake']} fake), {failed} failed"
-          + (f", {skipped} skipped (already in {args.output})" if skipped else "")
-          + f"; {total / (time.perf_counter() - started):.0f} images/s", file=sys.stderr)
+    parts = [f"{good} scored ({counts['real']} real, {counts['uncertain']} uncertain, "
+             f"{counts['fake']} fake)", f"{failed} failed"]
+    if resumed:
+        parts.append(f"{resumed} skipped (already in {args.output})")
+    if not_images:
+        parts.append(_not_images(not_images))
+    rate = f"; {good / seconds:.0f} images/s" if good and seconds > 0 else ""
+    print(", ".join(parts) + rate, file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -616,7 +642,11 @@ def _add_checking_commands(sub) -> None:
     fmt.add_argument("--jsonl", action="store_true",
                      help="JSON Lines, one object per image, streamed (for folders of any size)")
     predict.add_argument("--output", "-o", help="write the table/JSON/CSV to this file")
-    predict.add_argument("--batch-size", type=POSITIVE, default=256)
+    predict.add_argument("--batch-size", type=POSITIVE, default=32,
+                         help="images scored together (32: the first records are on disk "
+                         "within seconds)")
+    predict.add_argument("--quiet", "-q", action="store_true",
+                         help="no progress bar (it shows only on a terminal anyway)")
     predict.add_argument("--force", action="store_true",
                          help="replace an existing --output file")
     predict.add_argument("--resume", action="store_true",
@@ -676,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "verbose", False):
         os.environ[tensorflow_logs.VERBOSE_ENV] = "1"
     try:
+        check_name(getattr(args, "model", None))  # a typo is answered before TensorFlow loads
         tensorflow_logs.import_quietly()
         return int(args.func(args) or 0)
     except DetectionError as error:

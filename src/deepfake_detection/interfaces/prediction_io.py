@@ -13,17 +13,19 @@ import glob
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from deepfake_detection.errors import DetectionError
-from deepfake_detection.imaging import IMAGE_SUFFIXES
+from deepfake_detection.imaging import IMAGE_SUFFIXES, iter_image_files
 from deepfake_detection.interfaces.escaping import for_csv, for_terminal
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
                   "provenance", "verdict_basis", "error")
 VERDICTS = ("real", "uncertain", "fake", "error")
+FLUSH_SECONDS = 2.0  # the most a crash of a streaming predict can lose
 # File names are bytes on POSIX; undecodable ones come back from os.fsdecode as surrogates, and
 # this error handler writes those bytes back unchanged (and reads them again on --resume).
 FILE_ERRORS = "surrogateescape"
@@ -168,19 +170,29 @@ def count_verdicts(rows: Iterable[dict[str, Any]], counts: dict[str, int]) -> It
 
 def write_stream(rows: Iterable[dict[str, Any]], out: IO[str], csv_format: bool,
                  header: bool = True) -> None:
-    """One line per image, flushed every 256 rows so a killed run loses at most a batch."""
+    """One line per image, flushed at least every FLUSH_SECONDS (and at the first record), so a
+    killed run loses only the last few seconds' records."""
     writer = csv.DictWriter(out, PREDICT_FIELDS, extrasaction="ignore") if csv_format else None
     if writer and header:
         writer.writeheader()
-    for count, row in enumerate(rows, 1):
+    flushed = 0.0
+    for row in rows:
         if writer:
-            flat = {**row, "warnings": "; ".join(row["warnings"]),
-                    "provenance": (row["provenance"] or {}).get("summary", "")}
-            writer.writerow({key: for_csv(value) for key, value in flat.items()})
+            writer.writerow(csv_row(row))
         else:
             out.write(json.dumps(row) + "\n")
-        if count % 256 == 0:
+        if time.monotonic() - flushed >= FLUSH_SECONDS:
             out.flush()
+            flushed = time.monotonic()
+    out.flush()
+
+
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A record as predict's CSV row: warnings joined, provenance as its summary, every cell
+    neutralised for spreadsheets (`for_csv`)."""
+    flat = {**row, "warnings": "; ".join(row["warnings"]),
+            "provenance": (row["provenance"] or {}).get("summary", "")}
+    return {key: for_csv(flat[key]) for key in PREDICT_FIELDS}
 
 
 def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
@@ -202,26 +214,5 @@ def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
                   f"{for_terminal(note)}\n")
 
 
-def iter_inputs(items: Sequence[str], unmatched: list[str] | None = None) -> Iterator[str]:
-    """Files, folders (recursive, image suffixes only) and globs -> image paths, lazily.
-
-    Folders are walked one directory at a time in sorted order, so a folder of millions of files
-    streams in bounded memory and in the same order on every run. Explicit files are kept
-    whatever their suffix, so a mislabelled image is still tried. Items that match nothing are
-    appended to `unmatched`.
-    """
-    for item in items:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
-        if not matches or not all(Path(m).exists() for m in matches):
-            if unmatched is not None:
-                unmatched.append(item)
-            continue
-        for match in matches:
-            if not Path(match).is_dir():
-                yield match
-                continue
-            for root, dirs, names in os.walk(match):
-                dirs.sort()
-                for name in sorted(names):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield os.path.join(root, name)
+# What `predict` and `scan` read, in the order they read it.
+iter_inputs = iter_image_files
