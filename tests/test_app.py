@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +241,98 @@ def test_browser_shows_crafted_metadata_as_text_and_fetches_nothing(served, tmp_
     assert not [u for u in shown["requests"] if crafted.TRACKER in u or "javascript:" in u]
     assert '<img src="http://127.0.0.1:9/track.png">' in shown["provenance"]  # shown, as text
     assert "[click me](http://127.0.0.1:9/phish)" in shown["provenance"]
+
+
+def test_sigterm_removes_the_uploads_and_user_errors_leave_no_traceback(tiny_bundle, tmp_path):
+    """`deepfake-detection app` as served: a good upload, the expected user errors (not an
+    image, too large, no file), then SIGTERM (what `kill`, systemd and docker send). The upload
+    folder is empty afterwards, as after Ctrl-C, and the server log holds one line per refused
+    upload and no traceback."""
+    import signal
+
+    from PIL import Image
+
+    uploads = tmp_path / "uploads"
+    port = free_port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(uploads), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "deepfake_detection", "app", "--model",
+                             str(tiny_bundle[1]), "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(url, 180)
+        client = gradio_client.Client(url, verbose=False)
+        good = tmp_path / "good.png"
+        Image.new("RGB", (32, 32), (120, 130, 140)).save(good)
+        bad = tmp_path / "bad.jpg"
+        bad.write_bytes(b"\xff\xd8\xff not really")
+        big = tmp_path / "big.png"
+        big.write_bytes(b"\0" * (26 * 2**20))
+        client.predict(gradio_client.handle_file(str(good)), api_name="/analyze")
+        assert [p for p in uploads.rglob("*") if p.is_file()], "the upload should be stored"
+        for path in (bad, big):
+            with pytest.raises(Exception):  # noqa: B017 - the message is checked elsewhere
+                client.predict(gradio_client.handle_file(str(path)), api_name="/analyze")
+        with pytest.raises(Exception):  # noqa: B017
+            client.predict(None, api_name="/analyze")
+        rows = client.predict([gradio_client.handle_file(str(bad))], api_name="/predict")
+        assert rows[0]["error"]
+        proc.send_signal(signal.SIGTERM)
+        log, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert [p for p in uploads.rglob("*") if p.is_file()] == []
+    assert "Traceback" not in log, log
+    assert log.count("upload refused") == 1 and "batch of 1: 1 unreadable" in log
+
+
+def test_browser_batch_of_50_downloads_the_clis_csv(served, tiny_bundle, tmp_path,
+                                                    monkeypatch):
+    """The batch tab in a browser: 50 images (one unreadable, one named like a spreadsheet
+    formula) answered, a summary in the one-image tab's words, and a results.csv byte for byte
+    what `predict --csv` writes for the same files and detector."""
+    import numpy as np
+    from PIL import Image
+
+    from deepfake_detection.interfaces import cli
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from playwright.sync_api import sync_playwright
+    from screenshot_app import CHROMIUM_FLAGS
+
+    chromium = chromium_path()
+    url, detector, root = served
+    folder = tmp_path / "fifty"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    names = [f"img_{i:02d}.png" for i in range(48)] + ["=SUM(A1).png", "broken.jpg"]
+    for name in names[:-1]:
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / name)
+    (folder / names[-1]).write_bytes(b"\xff\xd8\xff broken")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url, timeout=60_000)
+            page.get_by_role("tab", name="Several images").click()
+            page.locator("#batch-files input[type=file]").set_input_files(
+                [str(folder / n) for n in names])
+            page.get_by_role("button", name="Check all").click()
+            summary = page.locator("#batch-summary")
+            summary.get_by_text("50 images").wait_for(timeout=120_000)
+            with page.expect_download(timeout=60_000) as download:
+                page.locator("#batch-csv a").first.click()
+            downloaded = Path(download.value.path()).read_bytes()
+            table = page.locator("#batch-table").inner_text()
+            text = summary.inner_text()
+        finally:
+            browser.close()
+    monkeypatch.chdir(folder)
+    assert cli.main(["predict", *names, "--model", str(tiny_bundle[1]), "--csv",
+                     "-o", str(tmp_path / "cli.csv")]) == 1  # one unreadable file
+    assert downloaded == (tmp_path / "cli.csv").read_bytes()
+    assert "1 unreadable" in text and "likely AI-generated" in text
+    first = detector.predict(folder / "img_00.png")
+    words = {"fake": "Likely AI-generated", "real": "Likely a real photograph",
+             "uncertain": "Uncertain"}[first.verdict]
+    assert f"img_00.png\n{words}\n{first.prob_fake:.1%}" in table  # tab 1's words and units

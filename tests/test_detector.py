@@ -155,3 +155,11 @@ def test_predict_many_and_check_take_a_folder_or_a_glob(tiny_bundle, tmp_path):
     assert one.prob_fake == pytest.approx(expected[str(test / "FAKE" / "gen_000.png")])
     with pytest.raises(ImageError, match="no such file, folder or match"):
         list(detector.predict_many(tmp_path / "missing"))
+
+
+def test_a_stream_yields_its_first_records_after_a_few_images():
+    from deepfake_detection.inference.detector import chunked
+
+    assert [len(c) for c in chunked(range(70), 32)] == [4, 32, 32, 2]
+    assert [len(c) for c in chunked(range(3), 2)] == [2, 1]
+    assert list(chunked([], 8)) == []

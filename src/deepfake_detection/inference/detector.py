@@ -7,6 +7,7 @@ same thing everywhere.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,8 @@ RESCALE_WARNING_FACTOR = 4.0
 # A native-resolution detector scores at most NATIVE_GRID x NATIVE_GRID crops of an image, so
 # the cost of one verdict is bounded whatever the image size.
 NATIVE_GRID = 3
+# Images in the first batch of a stream (predict_many), so its first records come soon.
+FIRST_CHUNK = 4
 
 
 @dataclass
@@ -276,13 +279,7 @@ class Detector:
                 return name, None, None, [], str(error).removeprefix(f"{name}: ")
 
         with ThreadPoolExecutor(workers) as pool:
-            chunk: list[tuple[int, ImageSource]] = []
-            for item in enumerate(sources):
-                chunk.append(item)
-                if len(chunk) == batch_size:
-                    yield from self._score_chunk(list(pool.map(load, chunk)))
-                    chunk = []
-            if chunk:
+            for chunk in chunked(enumerate(sources), batch_size):
                 yield from self._score_chunk(list(pool.map(load, chunk)))
 
     def predict_tiles(self, source: ImageSource, grid: int = 2) -> Prediction:
@@ -318,6 +315,16 @@ class Detector:
             else:
                 yield Prediction(source=name, threshold=self.threshold, error=error,
                                  detector=self.name)
+
+
+def chunked(items: Iterable, size: int, first: int = FIRST_CHUNK) -> Iterator[list]:
+    """`items` in lists of `size`, the first one of at most `first`: a stream's first
+    records come out after a few images, not a whole batch (throughput is the batch's)."""
+    iterator = iter(items)
+    chunk = list(itertools.islice(iterator, min(first, size)))
+    while chunk:
+        yield chunk
+        chunk = list(itertools.islice(iterator, size))
 
 
 def _spread(length: int, size: int) -> list[int]:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from deepfake_detection.imaging import ImageSource, as_sources
 from deepfake_detection.inference.bundle import BundleError
-from deepfake_detection.inference.detector import Detector, Prediction
+from deepfake_detection.inference.detector import Detector, Prediction, chunked
 from deepfake_detection.inference.shipped import AUTO, BUNDLES, CHOICES, check_name
 
 __all__ = ["AUTO", "BUNDLES", "CHOICES", "AutoDetector", "load", "resolve"]
@@ -102,13 +102,7 @@ class AutoDetector:
     def predict_many(self, sources: Sequence[ImageSource] | Iterable[ImageSource] | str | Path,
                      batch_size: int = 256, workers: int | None = None) -> Iterator[Prediction]:
         """Like Detector.predict_many, in input order, each chunk split between detectors."""
-        chunk: list[ImageSource] = []
-        for source in as_sources(sources):
-            chunk.append(source)
-            if len(chunk) == batch_size:
-                yield from self._route(chunk, workers)
-                chunk = []
-        if chunk:
+        for chunk in chunked(as_sources(sources), batch_size):
             yield from self._route(chunk, workers)
 
     def _route(self, chunk: list[ImageSource], workers: int | None) -> Iterator[Prediction]:

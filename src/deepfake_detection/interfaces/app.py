@@ -6,7 +6,13 @@ the shipped detectors) that the CLI uses too.
 
 from __future__ import annotations
 
+import atexit
+import json
+import logging
 import random
+import shutil
+import signal
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,7 @@ from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
 from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
 from deepfake_detection.interfaces.escaping import for_html, for_markdown
+from deepfake_detection.interfaces.prediction_io import PREDICT_FIELDS, csv_row
 
 MAX_FILE_SIZE = "25mb"
 # Uploads are deleted every 10 minutes once 30 minutes old, and all of them when the server
@@ -26,11 +33,19 @@ MAX_FILE_SIZE = "25mb"
 # so memory stays bounded however many people upload at once.
 DELETE_CACHE = (600, 1800)
 CONCURRENCY, QUEUE_SIZE = 1, 16
+# The words of a verdict, the same in both tabs (headings, table, gallery captions).
+VERDICT_WORDS = {"fake": "Likely AI-generated", "real": "Likely a real photograph",
+                 "uncertain": "Uncertain", None: "Unreadable"}
 VERDICT_TEXT = {
     "fake": "## Likely AI-generated",
     "real": "## Likely a real photograph",
     "uncertain": "## Uncertain: no verdict either way",
 }
+# The file types the upload boxes take: every format the detector reads (HEIC and AVIF
+# included, which browsers' "image" filter may not list).
+UPLOAD_TYPES = ["image", *IMAGE_SUFFIXES]
+BATCH_HEADERS = ["image", "verdict", "probability AI", "detector", "note"]
+log = logging.getLogger("deepfake_detection.app")
 # Record fields the panel leaves out: raw PNG text (shown by key), flags the summary states, and
 # the trust lists (named once at the bottom).
 HIDDEN_FACTS = ("value", "trusted", "intact", "trust_lists", "validation_state")
@@ -144,13 +159,15 @@ def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata:
     import gradio as gr
 
     if not path:
-        raise gr.Error("Upload an image first.")
+        raise gr.Error("Upload an image first.", print_exception=False)
     chosen = detector.choose(path) if isinstance(detector, AutoDetector) else detector
     try:
         result, picture = _evidence(chosen, path)
     except ImageError as error:  # Gradio shows the message as HTML: the file name is escaped
-        raise gr.Error("Could not read this image: "
-                       + for_html(_name_only(error, path))) from error
+        message = _name_only(error, path)
+        log.warning("upload refused: %s", message.encode("unicode_escape").decode())  # 1 line
+        raise gr.Error("Could not read this image: " + for_html(message),
+                       print_exception=False) from None
     result = join(result, provenance.read(path), trust_metadata)
     warnings = "\n".join(f"- {for_markdown(w)}" for w in result.warnings) or "No warnings."
     details = result.to_dict()
@@ -165,21 +182,61 @@ def _name_only(error: Exception | str, path: str) -> str:
 
 
 def predict_files(detector: Detector | AutoDetector, paths: list[str] | None) -> list[dict]:
-    """Several images -> the same records as `deepfake-detection predict --json`."""
+    """Several images -> the same records as `deepfake-detection predict --json` run on the
+    files by name (the server's upload folder stays on the server)."""
     from deepfake_detection.inference.checking import Checker
 
     rows = [r.to_dict() for r in Checker(detector).check_many(list(paths or []))]
-    for row in rows:  # the server's upload folder stays on the server
+    for row in rows:
         if row["error"]:
             row["error"] = _name_only(row["error"], row["source"])
         row["source"] = Path(row["source"]).name
+    failed = sum(1 for r in rows if r["error"])
+    if failed:
+        log.warning("batch of %d: %d unreadable", len(rows), failed)
     return rows
 
 
-def _table(rows: list[dict]) -> list[list]:
-    return [[r["source"], r["verdict"] or "error",
-             None if r["prob_fake"] is None else round(r["prob_fake"], 4),
-             r["error"] or "; ".join(r["warnings"])] for r in rows]
+def _percent(prob: float | None) -> str:
+    return "" if prob is None else f"{prob:.1%}"
+
+
+def batch_view(rows: list[dict], paths: list[str] | None, folder: Path):
+    """What the batch tab shows for `predict_files` records: a summary line, a table and a
+    gallery in the one-image tab's words and units, and the CSV and JSON that `predict --csv`
+    / `--json` write for the same files (`folder` holds them until the next batch)."""
+    counts = {key: sum(1 for r in rows if r["verdict"] == key and not r["error"])
+              for key in ("fake", "uncertain", "real")}
+    failed = sum(1 for r in rows if r["error"])
+    summary = (f"**{len(rows)} image{'s' if len(rows) != 1 else ''}:** {counts['fake']} likely "
+               f"AI-generated, {counts['uncertain']} uncertain, {counts['real']} likely real"
+               + (f", {failed} unreadable" if failed else "") + ".")
+    table = [[r["source"], VERDICT_WORDS[None if r["error"] else r["verdict"]],
+              _percent(r["prob_fake"]), r["detector"] or "",
+              r["error"] or "; ".join(r["warnings"])] for r in rows]
+    gallery = [(path, f"{r['source']}: {VERDICT_WORDS[None if r['error'] else r['verdict']]}"
+                + (f", {_percent(r['prob_fake'])} AI" if r["prob_fake"] is not None else ""))
+               for path, r in zip(paths or [], rows)]
+    return summary, table, gallery, *_downloads(rows, folder)
+
+
+def _downloads(rows: list[dict], folder: Path) -> tuple[Any, Any]:
+    """results.csv and results.json, byte for byte what the CLI writes; the previous batch's
+    files are removed (Gradio has copied them into its upload cache by then)."""
+    import csv
+
+    import gradio as gr
+
+    for old in folder.glob("*"):
+        shutil.rmtree(old, ignore_errors=True)
+    batch = Path(tempfile.mkdtemp(dir=folder))
+    with (batch / "results.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, PREDICT_FIELDS)
+        writer.writeheader()
+        writer.writerows(csv_row(r) for r in rows)
+    (batch / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return (gr.File(str(batch / "results.csv"), visible=True),
+            gr.File(str(batch / "results.json"), visible=True))
 
 
 def example_images(count: int = 4) -> list[str]:
@@ -200,6 +257,23 @@ def default_host(env: Mapping[str, str]) -> str:
     return env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if env.get("SPACE_ID") else "127.0.0.1")
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (what `kill`, systemd and docker send) stops the app as Ctrl-C does: Gradio's
+    shutdown then deletes every upload (`delete_cache`), which the default SIGTERM action, an
+    immediate exit, never reaches. Main thread only (Python's rule for signal handlers)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _results_folder() -> Path:
+    """Where the batch tab writes its CSV/JSON downloads; removed when the app exits."""
+    folder = Path(tempfile.mkdtemp(prefix="dfd-results-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def _leave_no_empty_files(component):
     """`component` (a gr.File) passing filepath uploads on as they are: Gradio 6.31's `File`
     opens a `NamedTemporaryFile` in its upload folder for every file it passes on and never
@@ -215,7 +289,9 @@ def _leave_no_empty_files(component):
         if self.type != "filepath":
             return gr.File._process_single_file(self, f)
         if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
-            raise gr.Error("This file type is not accepted: upload an image.")
+            log.warning("upload refused: not an accepted file type")
+            raise gr.Error("This file type is not accepted: upload an image.",
+                           print_exception=False)
         return NamedString(f.path)
 
     component._process_single_file = types.MethodType(passed_on, component)
@@ -256,7 +332,7 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
             with gr.Row():
                 with gr.Column():
                     image = _leave_no_empty_files(gr.File(
-                        file_types=["image"], type="filepath",
+                        file_types=UPLOAD_TYPES, type="filepath",
                         label="Image file (read as a file, so what it declares is checked too)"))
                     choice = gr.Radio(pick.names, value=pick.names[0], label="Detector",
                                       info="auto: native for images of 256 px and more, "
@@ -284,13 +360,32 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
             snap_button.click(lambda p, name: analyze(pick(name), p), [snapshot, choice],
                               outputs, api_visibility="private")
         with gr.Tab("Several images"):
-            files = _leave_no_empty_files(gr.File(file_count="multiple", label="Images"))
-            run = gr.Button("Check all", variant="primary")
-            table = gr.Dataframe(headers=["image", "verdict", "P(fake)", "note"],
-                                 interactive=False)
-            records = gr.JSON(label="Results (JSON)")
-            run.click(lambda p: predict_files(detector, p), files, records,
-                      api_name="predict").then(_table, records, table, api_visibility="private")
+            results_folder = _results_folder()
+            with gr.Row():
+                with gr.Column(scale=1):
+                    files = _leave_no_empty_files(gr.File(
+                        file_count="multiple", file_types=UPLOAD_TYPES, type="filepath",
+                        label="Images (JPEG, PNG, WebP, HEIC, AVIF, TIFF, ...)", height=220,
+                        elem_id="batch-files"))
+                    many_choice = gr.Radio(pick.names, value=pick.names[0], label="Detector")
+                    run = gr.Button("Check all", variant="primary")
+                with gr.Column(scale=2):
+                    summary = gr.Markdown(elem_id="batch-summary", latex_delimiters=[])
+                    table = gr.Dataframe(headers=BATCH_HEADERS, interactive=False,
+                                         elem_id="batch-table", wrap=True)
+                    with gr.Row():
+                        csv_file = gr.File(label="results.csv (as predict --csv writes it)",
+                                           visible=False, elem_id="batch-csv")
+                        json_file = gr.File(label="results.json (as predict --json)",
+                                            visible=False, elem_id="batch-json")
+                    gallery = gr.Gallery(label="Each image with its verdict", columns=5,
+                                         height="auto", elem_id="batch-gallery")
+                    with gr.Accordion("Records (JSON)", open=False):
+                        records = gr.JSON()
+            run.click(lambda p, name: predict_files(pick(name), p), [files, many_choice], records,
+                      api_name="predict").then(
+                lambda rows, p: batch_view(rows, p, results_folder), [records, files],
+                [summary, table, gallery, csv_file, json_file], api_visibility="private")
         with gr.Accordion("Model card", open=False):
             gr.Markdown(model_card(detector))
     return demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
@@ -301,6 +396,8 @@ def launch(model: str | None = "auto", host: str = "127.0.0.1", port: int | None
     """Serve the app; uploads above MAX_FILE_SIZE are refused by Gradio before reaching us."""
     detector = detectors.load(model)
     demo = build_demo(detector)
+    if block:
+        stop_on_sigterm()
     demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
                 prevent_thread_lock=not block, show_error=True)
     return demo
