@@ -336,3 +336,25 @@ def test_browser_batch_of_50_downloads_the_clis_csv(served, tiny_bundle, tmp_pat
     words = {"fake": "Likely AI-generated", "real": "Likely a real photograph",
              "uncertain": "Uncertain"}[first.verdict]
     assert f"img_00.png\n{words}\n{first.prob_fake:.1%}" in table  # tab 1's words and units
+
+
+def test_plain_http_with_curl_as_the_readme_shows(served):
+    """scripts/check_http.sh (the README's curl example: upload, call, read the event
+    stream) against a served app gives the detector's records; a bad detector name fails."""
+    if not shutil.which("curl"):
+        pytest.skip("curl not installed")
+    url, detector, root = served
+    paths = _images(root, "FAKE", 2)
+    script = str(REPO / "scripts" / "check_http.sh")
+    done = subprocess.run(["bash", script, url, *paths], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "DETECTOR": detector.name})
+    assert done.returncode == 0, done.stderr
+    import json
+
+    rows = json.loads(done.stdout)
+    assert [r["prob_fake"] for r in rows] == pytest.approx(
+        [detector.predict(p).prob_fake for p in paths], abs=1e-5)
+    assert [r["source"] for r in rows] == [os.path.basename(p) for p in paths]
+    refused = subprocess.run(["bash", script, url, paths[0]], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "DETECTOR": "nope"})
+    assert refused.returncode != 0 and "nope" in refused.stdout
