@@ -58,6 +58,19 @@ def test_png_text_from_a1111_and_comfyui_is_an_unsigned_ai_declaration():
         assert prov.strongest.details["key"] == key and prov.declares_ai(signed_only=True) is None
 
 
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_formats_keep_their_exif(fmt):
+    """An iPhone HEIC (or an AVIF) names its camera as a JPEG does: the metadata survives
+    the format (read through pillow-heif / Pillow)."""
+    exif = Image.Exif()
+    exif[271], exif[272] = "Apple", "iPhone 15 Pro"
+    buffer = io.BytesIO()
+    pixels().save(buffer, fmt, exif=exif.tobytes(), quality=90)
+    prov = provenance.read(buffer.getvalue())
+    assert prov.strongest.strength == "camera_capture_claim" and not prov.warnings
+    assert "Apple iPhone 15 Pro" in prov.summary
+
+
 def test_exif_camera_and_software():
     exif = Image.Exif()
     exif[271], exif[272], exif[305] = "Canon", "Canon EOS 5D Mark IV", "Adobe Photoshop 25.0"
