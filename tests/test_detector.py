@@ -47,10 +47,15 @@ def _encode(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def test_huge_and_tiny_images_warn(detector, tmp_path):
-    huge = _file(tmp_path, Image.new("RGB", (10000, 10000), (90, 120, 150)), "huge.png")
-    assert any("shrunk 312x" in w for w in detector.predict(huge).warnings)
-    assert any("enlarged 32x" in w for w in detector.predict(Image.new("RGB", (1, 1))).warnings)
+def test_huge_and_tiny_images_warn_and_get_no_verdict(detector, tmp_path):
+    """Where the detector itself says its result is unreliable, it gives no verdict either:
+    `uncertain`, with the probability still reported."""
+    huge = detector.predict(_file(tmp_path, Image.new("RGB", (10000, 10000), (90, 120, 150)),
+                                  "huge.png"))
+    tiny = detector.predict(Image.new("RGB", (1, 1)))
+    assert any("shrunk 312x" in w for w in huge.warnings)
+    assert any("enlarged 32x" in w for w in tiny.warnings)
+    assert huge.verdict == tiny.verdict == "uncertain" and 0 <= huge.prob_fake <= 1
     wide = detector.predict(Image.new("RGB", (64, 32)))
     assert any("centre 32px square" in w for w in wide.warnings)
 
@@ -78,7 +83,26 @@ def test_verdict_band_is_centred_on_the_threshold(detector):
     t, m = detector.threshold, detector.uncertain_margin
     assert detector.verdict(min(1.0, t + m + 1e-6)) in ("fake", "uncertain")
     assert detector.verdict(t) == "uncertain"
-    assert detector.verdict(max(0.0, t - m - 1e-3)) == "real" or t - m <= 0
+    low = min(t - m, 0.5)  # below 50% at the most: the one rule
+    assert detector.verdict(max(0.0, low - 1e-3)) == "real" or low <= 0
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.3, 0.5, 0.64, 0.9])
+@pytest.mark.parametrize("margin", [0.0, 0.1])
+def test_a_verdict_never_contradicts_its_probability(detector, threshold, margin):
+    """The one rule: 50% and more is never `real`, under 50% never `fake`, whatever the
+    threshold (64% was the native one: 73% AI was 'uncertain' and 44% 'real' before)."""
+    saved = detector.threshold, detector.uncertain_margin
+    detector.threshold, detector.uncertain_margin = threshold, margin
+    try:
+        probs = np.linspace(0, 1, 1001)
+        verdicts = [detector.verdict(p) for p in probs]
+        assert not any(v == "real" for p, v in zip(probs, verdicts) if p >= 0.5)
+        assert not any(v == "fake" for p, v in zip(probs, verdicts) if p < 0.5)
+        assert verdicts[0] == "real" or threshold - margin <= 0
+        assert verdicts[-1] == "fake"
+    finally:
+        detector.threshold, detector.uncertain_margin = saved
 
 
 def test_temperature_changes_probabilities_not_ranking(tiny_bundle):

@@ -70,6 +70,7 @@ def test_native_warns_when_an_image_is_below_its_crop(native):
     result = native.predict(_rgb(40, 40))
     assert result.regions and len(result.regions) == 1
     assert "smaller than the native detector" in result.warnings[0]
+    assert result.verdict == "uncertain"  # it says it cannot be relied on: no verdict
 
 
 def test_predict_many_matches_predict_with_crops_and_errors(native, tmp_path):

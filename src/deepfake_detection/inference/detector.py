@@ -35,6 +35,9 @@ RESCALE_WARNING_FACTOR = 4.0
 # A native-resolution detector scores at most NATIVE_GRID x NATIVE_GRID crops of an image, so
 # the cost of one verdict is bounded whatever the image size.
 NATIVE_GRID = 3
+# How a size warning ends when the detector cannot be relied on there: the verdict is then
+# `uncertain` (the probability is still reported).
+UNRELIABLE = "unreliable, so the verdict is 'uncertain'"
 # Images in the first batch of a stream (predict_many), so its first records come soon.
 FIRST_CHUNK = 4
 
@@ -156,9 +159,13 @@ class Detector:
         self.calibration = dataclasses.replace(self.calibration, temperature=float(value))
 
     def verdict(self, prob: float) -> str:
-        if prob >= self.threshold + self.uncertain_margin:
+        """`fake` from the threshold plus the margin up, `real` below the threshold minus the
+        margin, `uncertain` between; and never a class the probability contradicts: 50% and
+        more is never `real`, under 50% never `fake` (the band widens to 50% when the
+        threshold is far from it)."""
+        if prob >= max(self.threshold + self.uncertain_margin, 0.5):
             return "fake"
-        if prob < self.threshold - self.uncertain_margin:
+        if prob < min(self.threshold - self.uncertain_margin, 0.5):
             return "real"
         return "uncertain"
 
@@ -196,8 +203,8 @@ class Detector:
             factor = scale if scale > 1 else 1 / scale
             warnings.append(
                 f"this {width}x{height} image was {verb} {factor:.0f}x to the model's "
-                f"{self.spec.size}x{self.spec.size} input; results on images far from the "
-                "training data are unreliable"
+                f"{self.spec.size}x{self.spec.size} input, far from the training data: the "
+                f"result is {UNRELIABLE}"
             )
         if self.spec.fit == "center_crop" and height != width:
             warnings.append(f"only the centre {min(height, width)}px square was analysed")
@@ -208,8 +215,7 @@ class Detector:
         if min(height, width) < size:
             return [f"this {width}x{height} image is smaller than the native detector's "
                     f"{size}x{size} crop: it was enlarged, so its pixel-level traces are not "
-                    "native and the result is unreliable (the cifake detector is made for "
-                    "small images)"]
+                    f"native and the result is {UNRELIABLE}"]
         covered = (min(height, NATIVE_GRID * size) * min(width, NATIVE_GRID * size)
                    / (height * width))
         if covered < 0.999:
@@ -244,11 +250,13 @@ class Detector:
         return result
 
     def _result(self, name: str, prob: float, warnings: list[str]) -> Prediction:
+        """The record; a detector that warns its result is unreliable gives no verdict."""
+        unreliable = any(w.endswith(UNRELIABLE) for w in warnings)
         return Prediction(
             source=name,
             prob_fake=prob,
             label="FAKE" if prob >= self.threshold else "REAL",
-            verdict=self.verdict(prob),
+            verdict="uncertain" if unreliable else self.verdict(prob),
             threshold=self.threshold,
             warnings=warnings,
             detector=self.name,
