@@ -163,11 +163,17 @@ class Detector:
         margin, `uncertain` between; and never a class the probability contradicts: 50% and
         more is never `real`, under 50% never `fake` (the band widens to 50% when the
         threshold is far from it)."""
-        if prob >= max(self.threshold + self.uncertain_margin, 0.5):
+        low, high = self.band
+        if prob >= high:
             return "fake"
-        if prob < min(self.threshold - self.uncertain_margin, 0.5):
-            return "real"
-        return "uncertain"
+        return "real" if prob < low else "uncertain"
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """(below this: real, from this up: fake) in calibrated probability; between them the
+        verdict is `uncertain`."""
+        return (min(self.threshold - self.uncertain_margin, 0.5),
+                max(self.threshold + self.uncertain_margin, 0.5))
 
     def prepare(self, source: ImageSource) -> tuple[np.ndarray, list[str]]:
         """Decode and resize one image as the model needs it, with warnings about the change.

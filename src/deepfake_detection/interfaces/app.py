@@ -146,10 +146,10 @@ def verdict_text(result, chosen: Detector) -> str:
     elif "signed_capture_claim" in strengths and result.verdict == "fake":
         heading = (f"## {pixels}, but the file's signed Content Credentials say a camera "
                    "captured it")
+    low, high = chosen.band
     return (f"{heading}\n\nProbability it is AI-generated: **{result.prob_fake:.1%}** "
-            f"(threshold {result.threshold:.1%}; 'uncertain' within "
-            f"±{chosen.uncertain_margin:.0%} of it).\n\nAnswered by the **{chosen.name}** "
-            f"detector ({how}).")
+            f"(likely AI-generated from {high:.1%}, likely real below {low:.1%}, uncertain "
+            f"between).\n\nAnswered by the **{chosen.name}** detector ({how}).")
 
 
 def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata: bool = False
