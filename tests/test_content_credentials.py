@@ -82,6 +82,15 @@ def test_each_sample_as_the_library_reports_it(name):
     assert words in item.summary and prov.trust_lists == [TRUST_LIST_NAME]
 
 
+def test_a_damaged_signature_leads_the_summary_before_an_exif_camera_name():
+    """The tampered Truepic photo also names its camera in EXIF: the headline is the broken
+    signature (the image changed after signing), not the unsigned camera name."""
+    prov = provenance.read(samples() / "public-testfiles_truepic-20230212-camera.jpg")
+    assert {i.strength for i in prov.items} >= {"damaged_manifest", "camera_capture_claim"}
+    assert prov.strongest.kind == "c2pa" and "image bytes changed" in prov.summary
+    assert prov.summary.startswith("C2PA: signed by Truepic")
+
+
 def test_no_manifest_is_no_c2pa_item():
     prov = provenance.read(samples() / "c2pa-rs_no_manifest.jpg")
     assert [i.kind for i in prov.items] == ["exif"] and not prov.warnings

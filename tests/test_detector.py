@@ -187,3 +187,18 @@ def test_a_stream_yields_its_first_records_after_a_few_images():
     assert [len(c) for c in chunked(range(70), 32)] == [4, 32, 32, 2]
     assert [len(c) for c in chunked(range(3), 2)] == [2, 1]
     assert list(chunked([], 8)) == []
+
+
+def test_crops_that_disagree_withhold_a_real_verdict(tiny_bundle):
+    """A native detector's `real` verdict (mean of its crops) becomes `uncertain` when one crop
+    is strongly AI: part of the picture may be generated; all-real crops stay `real`."""
+    import dataclasses
+
+    detector = Detector.load(tiny_bundle[1])
+    detector.spec = dataclasses.replace(detector.spec, fit="native")
+    boxes = [[0, 0, 32, 32]] * 9
+    nan = np.full(9, np.nan)
+    calm = detector._aggregate("x", np.full(9, -8.0), nan, None, boxes, [])
+    one_loud = detector._aggregate("x", np.array([-8.0] * 8 + [8.0]), nan, None, boxes, [])
+    assert calm.verdict == "real" and one_loud.prob_fake < 0.5
+    assert one_loud.verdict == "uncertain" and "the crops disagree" in one_loud.warnings[-1]

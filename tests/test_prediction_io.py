@@ -90,10 +90,12 @@ def test_undecodable_file_names_are_written_and_resumed(tiny_bundle, folder, tmp
 
 def test_unwritable_outputs_fail_in_one_line_before_the_model_loads(folder, tmp_path, capsys):
     missing = tmp_path / "no" / "such" / "r.jsonl"
+    (tmp_path / "not-a-bundle").mkdir()  # a folder: past the name check, fails only to load
     code = cli.main(["predict", str(folder), "--jsonl", "-o", str(missing), "--model",
                      str(tmp_path / "not-a-bundle")])
     assert code == 2 and f"folder {missing.parent} does not exist" in capsys.readouterr().err
-    assert cli.main(["predict", str(folder), "-o", str(tmp_path), "--model", "x"]) == 2
+    assert cli.main(["predict", str(folder), "-o", str(tmp_path), "--model",
+                     str(tmp_path / "not-a-bundle")]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert cli.main(["scan", str(folder), "-o", str(missing)]) == 2
     assert "does not exist" in capsys.readouterr().err

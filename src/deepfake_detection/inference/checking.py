@@ -42,6 +42,11 @@ def join(result: Prediction, prov: provenance.Provenance | None,
         notes.append(f"verdict set by the file's signed C2PA AI declaration (--trust-metadata); "
                      f"the pixels alone said {result.verdict}")
         result.verdict, result.label, result.verdict_basis = "fake", "FAKE", "c2pa"
+    if signed and result.generator_family:
+        tool = ", ".join(signed.details.get("software_agents")
+                         or signed.details.get("claim_generator") or ["unnamed software"])
+        notes.append(f"the file's signed C2PA declaration names {tool}; the pixels' guess at the "
+                     f"family is {result.generator_family} ({result.generator_family_prob:.0%})")
     result.warnings = notes + result.warnings
     return result
 

@@ -28,9 +28,10 @@ from deepfake_detection.inference.content_credentials import (
 
 # Strongest first: a file's summary is its strongest item.
 # A signed manifest that claims nothing about origin (the Nikon Z 9 sample) still outranks
-# unsigned text; one whose file no longer matches what was signed ranks last.
+# unsigned text; so does one whose file no longer matches what was signed (the Truepic sample):
+# a broken signature is evidence that the file changed, which an EXIF camera name is not.
 STRENGTHS = ("signed_ai_declaration", "unsigned_ai_declaration", "signed_capture_claim",
-             "signed_manifest", "camera_capture_claim", "editing_software", "damaged_manifest")
+             "signed_manifest", "damaged_manifest", "camera_capture_claim", "editing_software")
 # Generator names seen in EXIF Software / PNG text (lower case substrings).
 GENERATORS = ("stable diffusion", "midjourney", "dall-e", "dall·e", "firefly", "novelai",
               "comfyui", "automatic1111", "invokeai", "imagen", "gemini", "gpt-4o", "chatgpt",

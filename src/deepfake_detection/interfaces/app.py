@@ -25,7 +25,7 @@ from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
 from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
 from deepfake_detection.interfaces.escaping import for_html, for_markdown
-from deepfake_detection.interfaces.prediction_io import PREDICT_FIELDS, csv_row
+from deepfake_detection.interfaces.prediction_io import PREDICT_FIELDS, csv_row, family_note
 
 MAX_FILE_SIZE = "25mb"
 # Uploads are deleted every 10 minutes once 30 minutes old, and all of them when the server
@@ -147,9 +147,25 @@ def verdict_text(result, chosen: Detector) -> str:
         heading = (f"## {pixels}, but the file's signed Content Credentials say a camera "
                    "captured it")
     low, high = chosen.band
+    heading += family_line(result)
     return (f"{heading}\n\nProbability it is AI-generated: **{result.prob_fake:.1%}** "
             f"(likely AI-generated from {high:.1%}, likely real below {low:.1%}, uncertain "
             f"between).\n\nAnswered by the **{chosen.name}** detector ({how}).")
+
+
+def family_line(result) -> str:
+    """One short line under an AI verdict: which generator family it looks like, or that it
+    matches none the detector was trained on; nothing for any other verdict."""
+    if result.verdict != "fake" or not result.generator_family:
+        return ""
+    runner = result.generator_runner_up
+    if result.generator_family == "unknown":
+        return ("\n\nMade with: **a generator it was not trained on**, as far as it can tell "
+                f"(the closest family it knows, {for_markdown(runner['family'])}, at "
+                f"{runner['prob']:.0%})")
+    return (f"\n\nMade with: looks most like **{for_markdown(result.generator_family)}** "
+            f"({result.generator_family_prob:.0%}; next {for_markdown(runner['family'])} "
+            f"{runner['prob']:.0%})")
 
 
 def analyze(detector: Detector | AutoDetector, path: str | None, trust_metadata: bool = False
@@ -213,7 +229,8 @@ def batch_view(rows: list[dict], paths: list[str] | None, folder: Path):
                + (f", {failed} unreadable" if failed else "") + ".")
     table = [[r["source"], VERDICT_WORDS[None if r["error"] else r["verdict"]],
               _percent(r["prob_fake"]), r["detector"] or "",
-              r["error"] or "; ".join(r["warnings"])] for r in rows]
+              r["error"] or "; ".join(filter(None, (family_note(r), *r["warnings"])))]
+             for r in rows]
     gallery = [(path, f"{r['source']}: {VERDICT_WORDS[None if r['error'] else r['verdict']]}"
                 + (f", {_percent(r['prob_fake'])} AI" if r["prob_fake"] is not None else ""))
                for path, r in zip(paths or [], rows)]

@@ -23,7 +23,8 @@ from deepfake_detection.imaging import IMAGE_SUFFIXES, iter_image_files
 from deepfake_detection.interfaces.escaping import for_csv, for_terminal
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
-                  "provenance", "verdict_basis", "error")
+                  "provenance", "verdict_basis", "generator_family", "generator_family_prob",
+                  "error")
 VERDICTS = ("real", "uncertain", "fake", "error")
 FLUSH_SECONDS = 2.0  # the most a crash of a streaming predict can lose
 # File names are bytes on POSIX; undecodable ones come back from os.fsdecode as surrogates, and
@@ -210,8 +211,20 @@ def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
         declared = prov.get("summary", "") if prov.get("strongest", "none") != "none" else ""
         first = r["warnings"][0] if r["warnings"] else ""
         note = first if declared in first else "; ".join(filter(None, (declared, first)))
+        note = "; ".join(filter(None, (family_note(r), note)))
         out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  "
                   f"{for_terminal(note)}\n")
+
+
+def family_note(record: dict[str, Any]) -> str:
+    """`family: FLUX (82%)`, or that it matches no family the head knows; '' when no family
+    was said (the verdict is not AI, or the detector has no family head)."""
+    family = record.get("generator_family")
+    if not family:
+        return ""
+    if family == "unknown":
+        return "family: a generator it was not trained on"
+    return f"family: {family} ({record['generator_family_prob']:.0%})"
 
 
 # What `predict` and `scan` read, in the order they read it.
