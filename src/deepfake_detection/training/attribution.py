@@ -65,9 +65,13 @@ def fit_head(x: np.ndarray, y: np.ndarray, layers: list[str], c: float = 0.01) -
     weights = {f: len(y) / (len(present) * np.sum(y == f)) for f in present}
     fitted = LogisticRegression(C=c, max_iter=3000).fit(
         (x - mean) / scale, y, sample_weight=np.array([weights[f] for f in y]))
+    coef, intercept = fitted.coef_, fitted.intercept_
+    if len(fitted.classes_) == 2:  # sklearn keeps one row for two classes: the second's odds
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
     keys = [list(FAMILIES)[f] for f in fitted.classes_]
     return FamilyHead(tuple(keys), tuple(FAMILIES[k][0] for k in keys), tuple(layers), mean,
-                      scale, fitted.coef_, fitted.intercept_)
+                      scale, coef, intercept)
 
 
 def held_out_scores(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray,
