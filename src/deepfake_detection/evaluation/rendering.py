@@ -251,6 +251,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
            f"{metadata['novelty']['threshold']:.2f} ({metadata['novelty']['method']}; the "
            f"{metadata['novelty']['percentile']:g}th percentile of its validation images)."]
           if metadata.get("novelty") else []),
+        *family_card_lines(metadata),
         f"- **Reproduce:** `{command}`",
         "",
         f"## Test results (`{report['data']}`, {report['counts']['REAL']} REAL, "
@@ -279,6 +280,23 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
     lines += ["", "## Limits", "", *_limits(metadata),
               "- A probability is evidence, not proof; do not use it alone to accuse anyone."]
     return "\n".join(lines) + "\n"
+
+
+def family_card_lines(metadata: dict[str, Any]) -> list[str]:
+    """The card's line on the generator-family head, from what `family-head` recorded."""
+    head = metadata.get("family_head")
+    if not head:
+        return []
+    return [f"- **Generator family:** an AI verdict also names one of {len(head['families'])} "
+            f"families ({', '.join(head['families'].values())}) when its probability reaches "
+            f"{head['named_from']:.0%}, else \"a generator it was not trained on\"; "
+            f"{head['method']}, fitted on {head['train_fakes']} fakes of `{head['data']}`. "
+            f"Validation: top-1 {head['validation_top1']:.3f}, named and right "
+            f"{head['validation_named_right']:.3f}; a family held out of the fit is named (as "
+            f"another) for {head['validation_held_out_named']:.0%} of its fakes. Families, not "
+            "model versions: fine-tunes and LoRAs count as their base; a laundered image may "
+            "lose its family before its verdict. `deepfake-detection family-head --model "
+            f"BUNDLE --data {head['data']}`."]
 
 
 def _card_attacks(adversarial: dict[str, Any]) -> list[str]:

@@ -281,7 +281,10 @@ def _reproduce(folder: Path) -> str:
                 f"{probe['arch']} --weight {probe['weight']}")
     novelty = (f" && deepfake-detection novelty --model {run}"
                if (folder / "novelty.npz").is_file() else "")
-    return f"deepfake-detection train --config {config} --out {run}{novelty}"
+    head = Bundle.open(folder).metadata.get("family_head")
+    family = (f" && deepfake-detection family-head --model {run} --data {head['data']}"
+              if head else "")
+    return f"deepfake-detection train --config {config} --out {run}{novelty}{family}"
 
 
 def _write_model_card(folder: Path, report: dict, command: str) -> None:
