@@ -114,3 +114,19 @@ def test_the_shipped_native_head_names_gan_faces():
     gan = sorted((test / "FAKE").glob("tpdne_*"))[:20]
     named = [r.generator_family for r in native.predict_many([str(p) for p in gan])]
     assert sum(f == FAMILIES["gan_faces"][0] for f in named) >= 14, named
+
+
+def test_the_app_says_the_family_in_one_line_under_an_ai_verdict_only():
+    from deepfake_detection.inference.detector import Prediction
+    from deepfake_detection.interfaces.app import family_line
+
+    def record(verdict, family, prob):
+        return Prediction(source="x", prob_fake=0.9, verdict=verdict, generator_family=family,
+                          generator_family_prob=prob,
+                          generator_runner_up={"family": "SDXL", "prob": 0.1})
+
+    named = family_line(record("fake", "FLUX", 0.8))
+    assert "looks most like **FLUX** (80%; next SDXL 10%)" in named and named.count("\n") == 2
+    assert "a generator it was not trained on" in family_line(record("fake", UNKNOWN, 0.6))
+    assert family_line(record("uncertain", "FLUX", 0.8)) == ""
+    assert family_line(record("fake", None, None)) == ""

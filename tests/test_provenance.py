@@ -127,6 +127,18 @@ def test_hostile_metadata_is_a_warning_and_the_pixels_are_still_scored(signed, t
     assert code == 0 and row["prob_fake"] is not None and row["provenance"]["warnings"]
 
 
+def test_a_signed_tool_and_the_pixels_family_are_both_stated(signed):
+    """A fake verdict with a family guess, in a file whose signed credentials name the tool:
+    the record says which of the two said what."""
+    fake = Prediction(source="x", prob_fake=0.9, label="FAKE", verdict="fake", threshold=0.5,
+                      generator_family="FLUX", generator_family_prob=0.8)
+    joined = join(fake, provenance.read(signed))
+    note = next(w for w in joined.warnings if "family" in w)
+    assert "signed C2PA declaration names Test Diffusion 2.0" in note
+    assert "the pixels' guess at the family is FLUX (80%)" in note
+    assert joined.generator_family == "FLUX"
+
+
 def test_disagreement_is_stated_and_an_untrusted_signer_does_not_decide(signed):
     prov = provenance.read(signed)
     real = Prediction(source="x", prob_fake=0.1, label="REAL", verdict="real", threshold=0.5)
