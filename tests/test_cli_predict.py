@@ -226,3 +226,28 @@ def test_an_unknown_model_is_answered_before_tensorflow_loads(tmp_path):
     assert done.returncode == 2 and done.stdout.strip() == "False"
     assert "did you mean native?" in done.stderr and "auto, cifake, native, robust" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_counts_the_verdicts_predict_gives(tiny_bundle, tmp_path, capsys):
+    """`evaluate` on a folder counts real / uncertain / fake per source exactly as `predict`
+    says them for the same images, and lists every image in predictions.csv."""
+    from collections import Counter
+
+    from deepfake_detection.training.data import group_of
+
+    root, bundle_dir = tiny_bundle
+    out = tmp_path / "report"
+    assert cli.main(["predict", str(root / "data" / "test"), "--model", str(bundle_dir),
+                     "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert cli.main(["evaluate", "--model", str(bundle_dir), "--data", str(root / "data"),
+                     "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    expected: dict[str, Counter] = {}
+    for row in said:
+        expected.setdefault(group_of(row["source"]), Counter())[row["verdict"]] += 1
+    for group, row in report["clean"]["per_group"].items():
+        assert {k: v for k, v in row["verdicts"].items() if v} == dict(expected[group]), group
+    rows = list(csv.DictReader(io.StringIO((out / "predictions.csv").read_text())))
+    assert len(rows) == 24 and sorted(r["verdict"] for r in rows) == sorted(
+        r["verdict"] for r in said)

@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 
 import pytest
 
+from deepfake_detection.escaping import for_csv, for_markdown, for_terminal
 from deepfake_detection.inference import provenance
 from deepfake_detection.interfaces import app
 from deepfake_detection.interfaces.cli import main
-from deepfake_detection.interfaces.escaping import for_csv, for_markdown, for_terminal
 
 from . import crafted
 

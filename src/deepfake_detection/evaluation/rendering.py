@@ -181,13 +181,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Confusion matrix at the bundle threshold: TN {tn}, FP {fp}, FN {fn}, TP {tp} "
         "(FAKE is positive).",
         "",
-        "## Per source group (file-name prefix), at the bundle threshold",
+        "## Per source group (file-name prefix)",
         "",
-        "| group | true class | n | accuracy |",
-        "|---|---|---|---|",
+        "Accuracy at the bundle threshold, and the verdicts `predict` gives (AI / uncertain / "
+        "no sign of AI; every image in predictions.csv).",
+        "",
+        "| group | true class | n | accuracy | AI | uncertain | no sign of AI |",
+        "|---|---|---|---|---|---|---|",
     ]
     for group, row in clean["per_group"].items():
-        lines.append(f"| {group} | {row['true_class']} | {row['n']} | {row['accuracy']:.4f} |")
+        said = row.get("verdicts", {})
+        lines.append(f"| {group} | {row['true_class']} | {row['n']} | {row['accuracy']:.4f} | "
+                     + " | ".join(str(said.get(v, "-")) for v in ("fake", "uncertain", "real"))
+                     + " |")
     cal = report["calibration"]
     lines += ["", f"Calibration: {cal['method']}, temperature {cal['temperature']:.3f}; expected "
               f"calibration error on this data {cal['ece_uncalibrated']:.4f} uncalibrated, "

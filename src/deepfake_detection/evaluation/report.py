@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from deepfake_detection.escaping import for_csv
 from deepfake_detection.evaluation import perturbations as battery
 from deepfake_detection.evaluation import rendering, robustness
 from deepfake_detection.evaluation.robustness import AttackPlan
@@ -40,6 +41,7 @@ def score_split(detector: Detector, split_dir: Path, batch_size: int = 256,
     """Predict every image of a split; returns paths, labels, probabilities and failures."""
     files = data.discover(split_dir)
     probs = np.full(len(files.paths), np.nan)
+    verdicts: list[str | None] = [None] * len(files.paths)
     failures = [{"path": p, "reason": r} for p, r in files.rejected]
     results = detector.predict_many(files.paths, batch_size=batch_size)
     for i, result in enumerate(tqdm(results, total=len(files.paths), desc="scoring",
@@ -47,22 +49,28 @@ def score_split(detector: Detector, split_dir: Path, batch_size: int = 256,
         if result.error:
             failures.append({"path": result.source, "reason": result.error})
         else:
-            probs[i] = result.prob_fake
+            probs[i], verdicts[i] = result.prob_fake, result.verdict
     ok = ~np.isnan(probs)
     return {
         "paths": [p for p, keep in zip(files.paths, ok) if keep],
         "labels": files.labels[ok],
         "probs": probs[ok],
+        "verdicts": [v for v, keep in zip(verdicts, ok) if keep],
         "failures": failures,
     }
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, paths: list[str],
-                    threshold: float) -> dict[str, Any]:
-    """The full metric set at the bundle's threshold and at 0.5, plus a per-group breakdown."""
+                    threshold: float, verdicts: list[str] | None = None) -> dict[str, Any]:
+    """The full metric set at the bundle's threshold and at 0.5, plus a per-group breakdown;
+    with `verdicts`, the verdicts `predict` gives (real / uncertain / fake) counted overall and
+    per group, as the user sees them."""
     result = score(labels, probs, threshold, also_at_half=True)
     groups = np.asarray([data.group_of(p) for p in paths])
     result["per_group"] = {}
+    if verdicts is not None:
+        result["verdicts"] = {c: verdict_counts(verdicts, labels == i)
+                              for i, c in enumerate(data.CLASS_NAMES)}
     for group in sorted(set(groups)):
         mask = groups == group
         preds = probs[mask] >= threshold
@@ -71,7 +79,15 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, paths: list[str],
             "true_class": data.CLASS_NAMES[int(round(labels[mask].mean()))],
             "accuracy": float((preds == labels[mask].astype(bool)).mean()),
         }
+        if verdicts is not None:
+            result["per_group"][group]["verdicts"] = verdict_counts(verdicts, mask)
     return result
+
+
+def verdict_counts(verdicts: list[str], mask: np.ndarray) -> dict[str, int]:
+    """How many of the masked images got each verdict."""
+    picked = [v for v, keep in zip(verdicts, mask) if keep]
+    return {v: picked.count(v) for v in ("real", "uncertain", "fake")}
 
 
 @dataclass
@@ -108,6 +124,7 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_misclassified(scored, detector.threshold, out / "misclassified.csv")
+    _write_predictions(scored, out / "predictions.csv")
     report["plots"] = rendering.write_plots(scored["labels"], scored["probs"],
                                             detector.threshold, report["clean"], out,
                                             parts.history)
@@ -143,7 +160,7 @@ def _clean_report(detector: Detector, scored: dict[str, Any], split_dir: Path) -
                    for i, name in enumerate(data.CLASS_NAMES)},
         "failed_files": scored["failures"],
         "clean": compute_metrics(scored["labels"], scored["probs"], scored["paths"],
-                                 detector.threshold),
+                                 detector.threshold, scored["verdicts"]),
         "calibration": calibration_report(detector, scored["labels"], scored["probs"]),
     }
     report["generalisation"] = generalisation(detector, report, split_dir)
@@ -158,6 +175,17 @@ def _write_misclassified(scored: dict[str, Any], threshold: float, path: Path) -
         for i in wrong:
             writer.writerow([scored["paths"][i], data.CLASS_NAMES[scored["labels"][i]],
                              f"{scored['probs'][i]:.6f}"])
+
+
+def _write_predictions(scored: dict[str, Any], path: Path) -> None:
+    """Every scored image: its path, true class, the verdict `predict` gives and the calibrated
+    probability (file names neutralised for spreadsheets)."""
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "true", "verdict", "prob_fake"])
+        for name, label, verdict, prob in zip(scored["paths"], scored["labels"],
+                                              scored["verdicts"], scored["probs"]):
+            writer.writerow([for_csv(name), data.CLASS_NAMES[label], verdict, f"{prob:.6f}"])
 
 
 def _add_battery(report: dict, detector: Detector, scored: dict[str, Any], images: np.ndarray,

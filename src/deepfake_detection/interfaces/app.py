@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deepfake_detection.escaping import for_html, for_markdown
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
 from deepfake_detection.inference import detectors, provenance
 from deepfake_detection.inference.bundle import CARD_FILE
@@ -24,7 +25,6 @@ from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
 from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
-from deepfake_detection.interfaces.escaping import for_html, for_markdown
 from deepfake_detection.interfaces.prediction_io import PREDICT_FIELDS, csv_row, family_note
 
 MAX_FILE_SIZE = "25mb"

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from deepfake_detection import tensorflow_logs
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.escaping import for_terminal
 from deepfake_detection.inference.shipped import check_name
 from deepfake_detection.interfaces import prediction_io as outputs
-from deepfake_detection.interfaces.escaping import for_terminal
 
 # Every other project module is imported inside the command that needs it: `--help`, usage
 # errors and a bad `-o` then answer without loading TensorFlow first.

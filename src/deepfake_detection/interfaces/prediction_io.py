@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from deepfake_detection.errors import DetectionError
+from deepfake_detection.escaping import for_csv, for_terminal
 from deepfake_detection.imaging import IMAGE_SUFFIXES, iter_image_files
-from deepfake_detection.interfaces.escaping import for_csv, for_terminal
 
 PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
                   "provenance", "verdict_basis", "generator_family", "generator_family_prob",
