@@ -225,7 +225,7 @@ def test_browser_uncertain_shows_one_verdict_and_no_class(tiny_bundle, tmp_path)
     finally:
         demo.close()
     assert shown["verdict"].startswith("Uncertain")
-    for verdict in ("Likely AI-generated", "Likely a real photograph", "(REAL)", "(FAKE)"):
+    for verdict in ("Likely AI-generated", "No sign of AI generation found", "(REAL)", "(FAKE)"):
         assert verdict not in shown["page"]
 
 
@@ -333,7 +333,7 @@ def test_browser_batch_of_50_downloads_the_clis_csv(served, tiny_bundle, tmp_pat
     assert downloaded == (tmp_path / "cli.csv").read_bytes()
     assert "1 unreadable" in text and "likely AI-generated" in text
     first = detector.predict(folder / "img_00.png")
-    words = {"fake": "Likely AI-generated", "real": "Likely a real photograph",
+    words = {"fake": "Likely AI-generated", "real": "No sign of AI generation found",
              "uncertain": "Uncertain"}[first.verdict]
     assert f"img_00.png\n{words}\n{first.prob_fake:.1%}" in table  # tab 1's words and units
 

@@ -34,11 +34,11 @@ MAX_FILE_SIZE = "25mb"
 DELETE_CACHE = (600, 1800)
 CONCURRENCY, QUEUE_SIZE = 1, 16
 # The words of a verdict, the same in both tabs (headings, table, gallery captions).
-VERDICT_WORDS = {"fake": "Likely AI-generated", "real": "Likely a real photograph",
+VERDICT_WORDS = {"fake": "Likely AI-generated", "real": "No sign of AI generation found",
                  "uncertain": "Uncertain", None: "Unreadable"}
 VERDICT_TEXT = {
     "fake": "## Likely AI-generated",
-    "real": "## Likely a real photograph",
+    "real": "## No sign of AI generation found",
     "uncertain": "## Uncertain: no verdict either way",
 }
 # The file types the upload boxes take: every format the detector reads (HEIC and AVIF
@@ -137,7 +137,7 @@ def verdict_text(result, chosen: Detector) -> str:
            f"the image resized to {chosen.spec.size}x{chosen.spec.size}; the heatmap is Grad-CAM")
     heading = VERDICT_TEXT[result.verdict]
     strengths = {i["strength"] for i in (result.provenance or {}).get("items", [])}
-    pixels = {"real": "Pixels look real", "uncertain": "The pixels are inconclusive",
+    pixels = {"real": "The pixels show no sign of AI", "uncertain": "The pixels are inconclusive",
               "fake": "Pixels look AI-generated"}[result.verdict]
     if "signed_ai_declaration" in strengths and result.verdict_basis == "pixels" \
             and result.verdict != "fake":
@@ -149,7 +149,7 @@ def verdict_text(result, chosen: Detector) -> str:
     low, high = chosen.band
     heading += family_line(result)
     return (f"{heading}\n\nProbability it is AI-generated: **{result.prob_fake:.1%}** "
-            f"(likely AI-generated from {high:.1%}, likely real below {low:.1%}, uncertain "
+            f"(likely AI-generated from {high:.1%}, no sign of AI below {low:.1%}, uncertain "
             f"between).\n\nAnswered by the **{chosen.name}** detector ({how}).")
 
 
@@ -225,28 +225,47 @@ def batch_view(rows: list[dict], paths: list[str] | None, folder: Path):
               for key in ("fake", "uncertain", "real")}
     failed = sum(1 for r in rows if r["error"])
     summary = (f"**{len(rows)} image{'s' if len(rows) != 1 else ''}:** {counts['fake']} likely "
-               f"AI-generated, {counts['uncertain']} uncertain, {counts['real']} likely real"
+               f"AI-generated, {counts['uncertain']} uncertain, {counts['real']} with no sign of AI"
                + (f", {failed} unreadable" if failed else "") + ".")
     table = [[r["source"], VERDICT_WORDS[None if r["error"] else r["verdict"]],
               _percent(r["prob_fake"]), r["detector"] or "",
               r["error"] or "; ".join(filter(None, (family_note(r), *r["warnings"])))]
              for r in rows]
-    gallery = [(path, f"{r['source']}: {VERDICT_WORDS[None if r['error'] else r['verdict']]}"
-                + (f", {_percent(r['prob_fake'])} AI" if r["prob_fake"] is not None else ""))
-               for path, r in zip(paths or [], rows)]
-    return summary, table, gallery, *_downloads(rows, folder)
+    batch = _fresh(folder)
+    gallery = [(thumb, f"{r['source']}: {VERDICT_WORDS[r['verdict']]}, "
+                f"{_percent(r['prob_fake'])} AI")
+               for i, (path, r) in enumerate(zip(paths or [], rows))
+               if not r["error"] and (thumb := _thumbnail(path, batch / f"{i}.jpg"))]
+    return summary, table, gallery, *_downloads(rows, batch)
 
 
-def _downloads(rows: list[dict], folder: Path) -> tuple[Any, Any]:
-    """results.csv and results.json, byte for byte what the CLI writes; the previous batch's
-    files are removed (Gradio has copied them into its upload cache by then)."""
+def _fresh(folder: Path) -> Path:
+    """A new folder for this batch's files; the previous batch's are removed (Gradio has
+    copied them into its upload cache by then)."""
+    for old in folder.glob("*"):
+        shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=folder))
+
+
+def _thumbnail(path: str, out: Path) -> str | None:
+    """A JPEG thumbnail any browser shows (HEIC and 16-bit TIFF it may not), or None."""
+    from PIL import Image
+
+    try:
+        image = Image.fromarray(load_rgb(path))
+    except ImageError:
+        return None
+    image.thumbnail((320, 320))
+    image.save(out, quality=85)
+    return str(out)
+
+
+def _downloads(rows: list[dict], batch: Path) -> tuple[Any, Any]:
+    """results.csv and results.json, byte for byte what the CLI writes."""
     import csv
 
     import gradio as gr
 
-    for old in folder.glob("*"):
-        shutil.rmtree(old, ignore_errors=True)
-    batch = Path(tempfile.mkdtemp(dir=folder))
     with (batch / "results.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, PREDICT_FIELDS)
         writer.writeheader()
@@ -396,7 +415,8 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                         json_file = gr.File(label="results.json (as predict --json)",
                                             visible=False, elem_id="batch-json")
                     gallery = gr.Gallery(label="Each image with its verdict", columns=5,
-                                         height="auto", elem_id="batch-gallery")
+                                         height=300, object_fit="cover",
+                                         elem_id="batch-gallery")
                     with gr.Accordion("Records (JSON)", open=False):
                         records = gr.JSON()
             run.click(lambda p, name: predict_files(pick(name), p), [files, many_choice], records,
