@@ -251,3 +251,23 @@ def test_evaluate_counts_the_verdicts_predict_gives(tiny_bundle, tmp_path, capsy
     rows = list(csv.DictReader(io.StringIO((out / "predictions.csv").read_text())))
     assert len(rows) == 24 and sorted(r["verdict"] for r in rows) == sorted(
         r["verdict"] for r in said)
+    low, high = report["clean"]["intervals"]["roc_auc"]
+    assert low <= report["clean"]["roc_auc"] <= high
+    text = (out / "report.md").read_text()
+    assert "95% intervals" in text and "Small sample" in text  # 12 images a class
+    for plot in ("roc.png", "pr_curve.png", "scores.png", "per_source.png",
+                 "confusion_matrix.png", "reliability.png", "training_curves.png"):
+        assert (out / plot).is_file(), plot
+
+
+def test_a_report_on_your_folder_holds_only_your_data(tiny_bundle, tmp_path):
+    """Evaluating someone's own folder: no training curves of the shipped bundle in it."""
+    import shutil
+
+    root, bundle_dir = tiny_bundle
+    mine = tmp_path / "mine"
+    shutil.copytree(root / "data" / "test", mine / "test")
+    assert cli.main(["evaluate", "--model", str(bundle_dir), "--data", str(mine), "--out",
+                     str(tmp_path / "report")]) == 0
+    assert not (tmp_path / "report" / "training_curves.png").exists()
+    assert (tmp_path / "report" / "per_source.png").is_file()

@@ -202,3 +202,23 @@ def test_crops_that_disagree_withhold_a_real_verdict(tiny_bundle):
     one_loud = detector._aggregate("x", np.array([-8.0] * 8 + [8.0]), nan, None, boxes, [])
     assert calm.verdict == "real" and one_loud.prob_fake < 0.5
     assert one_loud.verdict == "uncertain" and "the crops disagree" in one_loud.warnings[-1]
+
+
+def test_the_evidence_map_keeps_the_picture_and_colours_crops_by_the_verdict_band():
+    """Crops outlined in the colour of the verdict their own score would get, the picture only
+    lightly tinted inside them, and a legend strip below with the band and the coverage."""
+    from deepfake_detection.inference.explain import BAND_COLOURS, regions_overlay
+
+    rgb = np.full((1200, 1600, 3), 128, np.uint8)
+    probs = [0.2, 0.6, 0.9]
+    regions = [{"box": [i * 600, 300, i * 600 + 256, 556], "prob_fake": p}
+               for i, p in enumerate(probs)]
+    shown = np.asarray(regions_overlay(rgb, regions, (0.5, 0.74)))
+    scale = 768 / 1600
+    assert shown.shape[1] == 768 and shown.shape[0] > round(1200 * scale)  # + the legend
+    for region, colour in zip(regions, BAND_COLOURS[::-1]):
+        left, top, right, bottom = (round(v * scale) for v in region["box"])
+        inside = shown[(top + bottom) // 2 + 10, (left + right) // 2].astype(int)
+        assert np.abs(inside - 128).max() < 40  # tinted, not washed out
+        edge = shown[(top + bottom) // 2, left].astype(int)
+        assert np.abs(edge - np.array(colour)).max() < 30  # the band's colour

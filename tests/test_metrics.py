@@ -106,3 +106,20 @@ def test_score_is_the_threshold_and_ranking_figures_together():
     assert figures["at_0.5"] == classification_metrics(labels, probs, 0.5)
     assert figures["roc_auc"] == ranking_metrics(labels, probs)["roc_auc"]
     assert "at_0.5" not in score(labels, probs, 0.6)
+
+
+def test_bootstrap_intervals_hold_the_point_estimate_and_shrink_with_more_images():
+    from deepfake_detection.metrics import bootstrap_intervals
+
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        labels = np.repeat([0, 1], n)
+        return labels, np.clip(0.3 + 0.4 * labels + rng.normal(0, 0.2, 2 * n), 0, 1)
+
+    small, large = (bootstrap_intervals(*sample(n), 0.5, resamples=300) for n in (20, 500))
+    for ci in (small, large):
+        assert set(ci) == {"roc_auc", "accuracy", "REAL accuracy", "FAKE accuracy"}
+        assert all(lo <= hi for lo, hi in ci.values())
+    width = {k: (hi - lo) for k, (lo, hi) in small.items()}
+    assert all(large[k][1] - large[k][0] < width[k] for k in width)

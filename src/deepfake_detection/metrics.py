@@ -140,3 +140,25 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
         if mask.any():
             total += mask.mean() * abs(labels[mask].mean() - probs[mask].mean())
     return float(total)
+
+
+def bootstrap_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float,
+                        resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+    """95% intervals of ROC-AUC, accuracy and each class's accuracy at `threshold`, by a
+    bootstrap that keeps each class's count (so every resample has both classes)."""
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(probs, float)
+    rng = np.random.default_rng(seed)
+    index = [np.flatnonzero(labels == c) for c in (0, 1)]
+    draws: dict[str, list[float]] = {"roc_auc": [], "accuracy": [], "REAL accuracy": [],
+                                     "FAKE accuracy": []}
+    for _ in range(resamples):
+        pick = np.concatenate([rng.choice(i, len(i)) for i in index])
+        y, p = labels[pick], probs[pick]
+        right = (p >= threshold) == y.astype(bool)
+        draws["roc_auc"].append(skm.roc_auc_score(y, p))
+        draws["accuracy"].append(right.mean())
+        draws["REAL accuracy"].append(right[y == 0].mean())
+        draws["FAKE accuracy"].append(right[y == 1].mean())
+    return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+            for k, v in draws.items()}

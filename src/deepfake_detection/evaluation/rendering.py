@@ -70,52 +70,148 @@ def _render_baseline(report: dict[str, Any]) -> list[str]:
 
 
 def plot_reliability(labels, probs, calibration: Calibration, path: Path, bins: int = 10) -> str:
-    """Reliability diagram: observed FAKE frequency per probability bin, before and after."""
+    """Reliability diagram: observed FAKE frequency per probability bin, before and after
+    calibration, with the number of images in each calibrated bin."""
     plt = _pyplot()
-    from sklearn.calibration import calibration_curve
 
+    labels = np.asarray(labels)
+    edges = np.linspace(0, 1, bins + 1)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     for name, p in (("uncalibrated", calibration.uncalibrated(probs)),
                     (f"calibrated (T={calibration.temperature:.2f})", probs)):
-        freq, conf = calibration_curve(labels, p, n_bins=bins)
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+        used = [b for b in range(bins) if np.any(which == b)]
+        conf = [p[which == b].mean() for b in used]
+        freq = [labels[which == b].mean() for b in used]
         ax.plot(conf, freq, "o-", label=name)
+    for b, x, y in zip(used, conf, freq):  # the calibrated bins' counts
+        ax.annotate(str(int(np.sum(which == b))), (x, y), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=6)
     ax.set_xlabel("predicted P(FAKE)")
     ax.set_ylabel("observed FAKE frequency")
     ax.legend(fontsize=7)
-    ax.set_title("Reliability diagram")
+    ax.set_title("Reliability diagram (images per bin)")
     return _save(fig, path)
 
 
-def write_plots(labels, probs, threshold, metrics, out: Path, history=None) -> list[str]:
-    """Confusion matrix, ROC, PR curve with the threshold marked, and training curves."""
+def write_plots(labels, probs, threshold, metrics, out: Path, history=None,
+                band: tuple[float, float] | None = None) -> list[str]:
+    """Confusion matrix (with the uncertain column when verdicts were counted), ROC with the
+    operating point on linear and log FPR axes, PR curve with the threshold marked, score
+    histograms per class with the threshold and band, per-source verdicts, training curves."""
     plt = _pyplot()
-    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+    from sklearn.metrics import PrecisionRecallDisplay, roc_curve
 
-    written = []
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ConfusionMatrixDisplay(np.asarray(metrics["at_threshold"]["confusion_matrix"]),
-                           display_labels=CLASS_NAMES).plot(ax=ax, colorbar=False)
-    ax.set_title(f"Confusion matrix at threshold {threshold:.3f}")
-    written.append(_save(fig, out / "confusion_matrix.png"))
-
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    RocCurveDisplay.from_predictions(labels, probs, ax=ax, name="detector")
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set_title(f"ROC (AUC {metrics['roc_auc']:.3f})")
+    written = [plot_confusion(metrics, threshold, out / "confusion_matrix.png")]
+    at = metrics["at_threshold"]
+    fpr, tpr, _ = roc_curve(labels, probs)
+    point = (1 - at["per_class_accuracy"]["REAL"], at["per_class_accuracy"]["FAKE"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, log in zip(axes, (False, True)):
+        ax.plot(fpr, tpr, lw=1.5, label=f"detector (AUC {metrics['roc_auc']:.3f})")
+        ax.plot(*point, "ro", label=f"threshold {threshold:.3f}")
+        ax.axvline(0.01, color="grey", ls=":", lw=1, label="1% of reals called AI")
+        ax.set_xlabel("false-positive rate (reals called AI)" + (", log" if log else ""))
+        ax.set_ylabel("true-positive rate (fakes caught)")
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(max(1e-3, 0.5 / max(1, int(np.sum(np.asarray(labels) == 0)))), 1)
+        else:
+            ax.plot([0, 1], [0, 1], "k:", lw=1)
+    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].set_title("ROC")
+    axes[1].set_title("ROC, low false-positive rates")
     written.append(_save(fig, out / "roc.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    PrecisionRecallDisplay.from_predictions(labels, probs, ax=ax, name="detector")
-    at = metrics["at_threshold"]
+    PrecisionRecallDisplay.from_predictions(labels, probs, ax=ax, name="detector",
+                                            pos_label=1)
     ax.plot(at["recall"], at["precision"], "ro", label=f"threshold {threshold:.3f}")
     ax.legend(loc="lower left")
-    ax.set_title(f"Precision-recall (AP {metrics['pr_auc']:.3f})")
+    ax.set_title(f"Precision-recall, FAKE positive (AP {metrics['pr_auc']:.3f})")
     written.append(_save(fig, out / "pr_curve.png"))
-
+    written.append(plot_scores(labels, probs, threshold, band, out / "scores.png"))
+    if any("verdicts" in row for row in metrics.get("per_group", {}).values()):
+        written.append(plot_sources(metrics["per_group"], out / "per_source.png"))
     if history and any(history.values()):
         written.append(plot_training_curves(history, out / "training_curves.png"))
     return written
+
+
+def plot_confusion(metrics: dict[str, Any], threshold: float, path: Path) -> str:
+    """True class against what was said: at the threshold, or the three verdicts `predict`
+    gives (AI / uncertain / no sign of AI) when they were counted; counts and row shares."""
+    plt = _pyplot()
+
+    verdicts = metrics.get("verdicts")
+    if verdicts:
+        columns = ["AI", "uncertain", "no sign of AI"]
+        table = np.array([[verdicts[c][v] for v in ("fake", "uncertain", "real")]
+                          for c in CLASS_NAMES])
+        title = "Verdicts as predict gives them"
+    else:
+        columns = ["called AI", "called real"]
+        (tn, fp), (fn, tp) = metrics["at_threshold"]["confusion_matrix"]
+        table = np.array([[fp, tn], [tp, fn]])
+        title = f"At threshold {threshold:.3f}"
+    shares = table / np.maximum(1, table.sum(axis=1, keepdims=True))
+    fig, ax = plt.subplots(figsize=(1.6 * len(columns) + 1.5, 3.2))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(table):
+        ax.text(j, i, f"{n}\n{shares[i, j]:.0%}", ha="center", va="center",
+                color="white" if shares[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(2), [f"true {c}" for c in CLASS_NAMES])
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_scores(labels, probs, threshold: float, band: tuple[float, float] | None,
+                path: Path) -> str:
+    """How the calibrated probabilities of each class spread, with the threshold and the
+    uncertain band."""
+    plt = _pyplot()
+
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(0, 1, 41)
+    for c, colour in ((0, "tab:green"), (1, "tab:red")):
+        ax.hist(probs[labels == c], bins=bins, alpha=0.55, color=colour,
+                label=f"{CLASS_NAMES[c]} ({int(np.sum(labels == c))})")
+    if band:
+        ax.axvspan(max(0.0, band[0]), min(1.0, band[1]), color="orange", alpha=0.15,
+                   label="uncertain")
+    ax.axvline(threshold, color="k", lw=1, label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("calibrated probability of AI")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    ax.set_title("Scores per class")
+    return _save(fig, path)
+
+
+def plot_sources(per_group: dict[str, dict[str, Any]], path: Path) -> str:
+    """One bar per source: the shares of its images called AI, uncertain, no sign of AI."""
+    plt = _pyplot()
+
+    names = sorted(per_group, key=lambda g: (per_group[g]["true_class"], g))
+    shares = np.array([[per_group[g]["verdicts"][v] / max(1, per_group[g]["n"])
+                        for v in ("fake", "uncertain", "real")] for g in names])
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(names) + 1.2))
+    left = np.zeros(len(names))
+    for j, (label, colour) in enumerate((("AI", "tab:red"), ("uncertain", "orange"),
+                                         ("no sign of AI", "tab:green"))):
+        ax.barh(range(len(names)), shares[:, j], left=left, color=colour, label=label)
+        left += shares[:, j]
+    ax.set_yticks(range(len(names)),
+                  [f"{g} ({per_group[g]['true_class']}, {per_group[g]['n']})" for g in names],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the source's images")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Verdicts per source")
+    return _save(fig, path)
 
 
 def plot_training_curves(history: dict[str, dict], path: Path) -> str:
@@ -149,6 +245,15 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+def _intervals(clean: dict[str, Any]) -> list[str]:
+    """The 95% bootstrap intervals line, when the report has them."""
+    ci = clean.get("intervals")
+    if not ci:
+        return []
+    return ["- 95% intervals (bootstrap, class counts kept): " + ", ".join(
+        f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items())]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable report rendered from the metrics dict (never computed separately)."""
     clean = report["clean"]
@@ -162,6 +267,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- ROC-AUC {clean['roc_auc']:.4f}, PR-AUC {clean['pr_auc']:.4f}, "
         f"FAKE recall at 1% / 5% FPR: {clean['recall_at_1pct_fpr']:.3f} / "
         f"{clean['recall_at_5pct_fpr']:.3f}",
+        *_intervals(clean),
+        *([f"- **Small sample** ({report['counts']['REAL']} REAL, "
+           f"{report['counts']['FAKE']} FAKE, under {report['small_sample']} in a class): read "
+           "every figure with its interval; one image moves a class's accuracy by "
+           f"{1 / max(1, min(report['counts'].values())):.1%}."]
+          if min(report["counts"].values()) < report.get("small_sample", 0) else []),
         "",
         "| metric | at bundle threshold | at 0.5 |",
         "|---|---|---|",
@@ -397,7 +508,10 @@ def render_battery(result: dict[str, Any]) -> list[str]:
     c = result["clean"]
     lines = ["", "## Perturbation battery", "",
              "Applied at the model's input size, identically to REAL and FAKE, seeded; "
-             "metrics at the bundle threshold.", "",
+             "metrics at the bundle threshold. Each image is one model input here (a native "
+             "detector's centre crop, so a perturbation meets exactly what the model sees), "
+             "while the clean section above scores images as `predict` does (up to 3x3 crops): "
+             "the `none` row is this battery's baseline and may differ from it.", "",
              "| perturbation | level | accuracy | REAL acc. | FAKE acc. | ROC-AUC |",
              "|---|---|---|---|---|---|",
              f"| none | - | {c['accuracy']:.4f} | {c['REAL_accuracy']:.4f} | "

@@ -22,10 +22,14 @@ from deepfake_detection.evaluation import rendering, robustness
 from deepfake_detection.evaluation.robustness import AttackPlan
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.metrics import (
+    bootstrap_intervals,
     expected_calibration_error,
     score,
 )
 from deepfake_detection.training import data
+
+# Fewer images than this in a class: the report says its figures are a small sample.
+SMALL_SAMPLE = 100
 
 
 def resolve_split(directory: str | Path, split: str = "test") -> Path:
@@ -127,7 +131,7 @@ def evaluate(detector: Detector, directory: str | Path, out_dir: str | Path,
     _write_predictions(scored, out / "predictions.csv")
     report["plots"] = rendering.write_plots(scored["labels"], scored["probs"],
                                             detector.threshold, report["clean"], out,
-                                            parts.history)
+                                            parts.history, detector.band)
     report["plots"].append(rendering.plot_reliability(
         scored["labels"], scored["probs"], detector.calibration, out / "reliability.png"))
     images = _prepared(detector, scored["paths"]) if parts.perturbations else None
@@ -159,10 +163,13 @@ def _clean_report(detector: Detector, scored: dict[str, Any], split_dir: Path) -
         "counts": {name: int((scored["labels"] == i).sum())
                    for i, name in enumerate(data.CLASS_NAMES)},
         "failed_files": scored["failures"],
+        "small_sample": SMALL_SAMPLE,
         "clean": compute_metrics(scored["labels"], scored["probs"], scored["paths"],
                                  detector.threshold, scored["verdicts"]),
         "calibration": calibration_report(detector, scored["labels"], scored["probs"]),
     }
+    report["clean"]["intervals"] = bootstrap_intervals(scored["labels"], scored["probs"],
+                                                       detector.threshold)
     report["generalisation"] = generalisation(detector, report, split_dir)
     return report
 

@@ -56,30 +56,95 @@ def overlay(image: np.ndarray, cam: np.ndarray, display: int = 256, alpha: float
     return Image.blend(base, heat, alpha)
 
 
-def regions_overlay(rgb: np.ndarray, regions: list[dict[str, Any]], threshold: float,
-                    display: int = 512):
-    """The whole image (longest side `display`) with each scored crop outlined and tinted:
-    red for crops that look generated, green for real, opacity by distance from the threshold.
-    """
+def regions_overlay(rgb: np.ndarray, regions: list[dict[str, Any]], band: tuple[float, float],
+                    display: int = 768):
+    """The whole image (longest side `display`) with each scored crop outlined in the colour of
+    the verdict its score alone would get (red: AI, amber: uncertain, green: no sign of AI) and
+    only lightly tinted, so the picture stays visible; each crop's percentage is written inside
+    it, and a legend below says the scale and how much of the image the crops cover."""
     from PIL import Image, ImageDraw
 
+    height, width = rgb.shape[:2]
     image = Image.fromarray(rgb).convert("RGBA")
-    scale = display / max(image.size)
+    scale = min(1.0, display / max(image.size))
     if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)),
-                              max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
-    else:
-        scale = 1.0
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                             Image.Resampling.LANCZOS)
     layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
+    font = _font(max(12, image.width // 40))
     for region in regions:
         box = [round(v * scale) for v in region["box"]]
-        prob = region["prob_fake"]
-        colour = (220, 40, 40) if prob >= threshold else (40, 180, 60)
-        strength = int(40 + 120 * min(1.0, abs(prob - threshold) / max(threshold, 1 - threshold)))
-        draw.rectangle(box, fill=(*colour, strength), outline=(*colour, 255), width=3)
-        draw.text((box[0] + 6, box[1] + 4), f"{prob:.0%}", fill=(255, 255, 255, 255))
-    return Image.alpha_composite(image, layer).convert("RGB")
+        box = [min(box[0], image.width - 1), min(box[1], image.height - 1),
+               min(box[2], image.width) - 1, min(box[3], image.height) - 1]
+        colour = _band_colour(region["prob_fake"], band)
+        draw.rectangle(box, fill=(*colour, 36), outline=(*colour, 255),
+                       width=max(2, image.width // 200))
+        label = f"{region['prob_fake']:.0%}"
+        left, top = box[0] + 4, box[1] + 4
+        right, bottom = draw.textbbox((left, top), label, font=font)[2:]
+        draw.rectangle([left - 2, top - 2, right + 3, bottom + 3], fill=(0, 0, 0, 170))
+        draw.text((left, top), label, fill=(*colour, 255), font=font)
+    shown = Image.alpha_composite(image, layer).convert("RGB")
+    return _with_legend(shown, band, _coverage(regions, width, height), font)
+
+
+# Verdict colours: AI, uncertain, no sign of AI (also for colour-blind viewers: red and green
+# never stand alone, the percentage is written inside every crop).
+BAND_COLOURS = ((230, 60, 50), (240, 170, 30), (60, 190, 90))
+
+
+def _band_colour(prob: float, band: tuple[float, float]) -> tuple[int, int, int]:
+    low, high = band
+    return BAND_COLOURS[0 if prob >= high else 2 if prob < low else 1]
+
+
+def _coverage(regions: list[dict[str, Any]], width: int, height: int) -> str:
+    """`9 crops of 256 px cover 56% of this 1600x1200 image` (the union of the boxes)."""
+    if not regions:
+        return ""
+    mask = np.zeros((height, width), bool)
+    for region in regions:
+        left, top, right, bottom = region["box"]
+        mask[max(0, top):bottom, max(0, left):right] = True
+    side = regions[0]["box"][2] - regions[0]["box"][0]
+    return (f"{len(regions)} crop{'s' if len(regions) > 1 else ''} of {side} px cover "
+            f"{mask.mean():.0%} of this {width}x{height} image")
+
+
+def _with_legend(image, band: tuple[float, float], coverage: str, font):
+    """The picture with a strip below it: the three colours with their ranges, and what the
+    crops cover."""
+    from PIL import Image, ImageDraw
+
+    low, high = band
+    entries = [(BAND_COLOURS[0], f"AI from {high:.0%}"),
+               (BAND_COLOURS[1], f"uncertain {low:.0%}-{high:.0%}"),
+               (BAND_COLOURS[2], f"no sign of AI below {low:.0%}")]
+    line = font.size + 10 if hasattr(font, "size") else 22
+    strip = Image.new("RGB", (image.width, line * (2 if coverage else 1) + 8), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    x = 6
+    for colour, text in entries:
+        draw.rectangle([x, 6, x + line - 10, line - 4], fill=colour)
+        draw.text((x + line - 4, 4), text, fill=(20, 20, 20), font=font)
+        x += line + draw.textlength(text, font=font) + 14
+    if coverage:
+        draw.text((6, line + 4), coverage, fill=(20, 20, 20), font=font)
+    out = Image.new("RGB", (image.width, image.height + strip.height), (255, 255, 255))
+    out.paste(image, (0, 0))
+    out.paste(strip, (0, image.height))
+    return out
+
+
+def _font(size: int):
+    """Pillow's bundled font at a readable size (no system font is assumed)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one fixed size
+        return ImageFont.load_default()
 
 
 def gradcam_layer_name(model, min_side: int = 4) -> str:

@@ -89,7 +89,7 @@ def _evidence(detector: Detector, path: str):
         rgb = load_rgb(path)  # decoded once for the verdict and the picture
         result = detector.predict(rgb)
         result.source = path
-        return result, regions_overlay(rgb, result.regions or [], result.threshold)
+        return result, regions_overlay(rgb, result.regions or [], detector.band)
     cam, result, image = gradcam(detector, path)
     return result, overlay(image, cam)
 

@@ -190,7 +190,11 @@ def _evaluate(model: Path | str | None, data_dir: str, out: Path, batch_size: in
 
     _one_detector(model, "evaluate scores")
     detector = load(model or "cifake")
-    parts = dataclasses.replace(parts or Parts(), history=detector.bundle.history)
+    trained_on = detector.metadata.get("config", {}).get("data_dir")
+    own = bool(trained_on) and Path(trained_on).resolve() == Path(data_dir).resolve()
+    # Training curves belong in a report on the bundle's own data, not in one on yours.
+    parts = dataclasses.replace(parts or Parts(), history=detector.bundle.history if own
+                                else None)
     report = evaluate(detector, data_dir, out, parts, batch_size)
     clean = report["clean"]
     print(f"accuracy {clean['at_threshold']['accuracy']:.4f} at threshold "
