@@ -42,22 +42,27 @@ def screenshot_verdict(url: str, image: str | Path, out: str | Path, chromium: s
             browser.close()
 
 
+def check_batch(page, url: str, images: list) -> object:
+    """Open the batch tab at `url`, upload `images`, click Check all; returns the summary
+    element once it counts them all (the browser test goes on from here to the download)."""
+    page.goto(url, timeout=60_000)
+    page.get_by_role("tab", name="Several images").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(i) for i in images])
+    page.get_by_role("button", name="Check all").click()
+    summary = page.locator("#batch-summary")
+    summary.get_by_text(f"{len(images)} images").wait_for(timeout=120_000)
+    return summary
+
+
 def screenshot_batch(url: str, images: list[Path], out: str | Path, chromium: str) -> str:
-    """Upload `images` in the batch tab, click Check all, save a screenshot; returns the
-    summary line."""
+    """The batch tab on `images`, screenshotted; returns the summary line."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url, timeout=60_000)
-            page.get_by_role("tab", name="Several images").click()
-            page.locator("#batch-files input[type=file]").set_input_files(
-                [str(i) for i in images])
-            page.get_by_role("button", name="Check all").click()
-            summary = page.locator("#batch-summary")
-            summary.get_by_text(f"{len(images)} images").wait_for(timeout=120_000)
+            summary = check_batch(page, url, images)
             page.wait_for_timeout(1500)  # let the gallery's thumbnails load
             page.screenshot(path=str(out), full_page=True)
             return summary.inner_text()

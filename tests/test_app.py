@@ -298,7 +298,7 @@ def test_browser_batch_of_50_downloads_the_clis_csv(served, tiny_bundle, tmp_pat
 
     sys.path.insert(0, str(REPO / "scripts"))
     from playwright.sync_api import sync_playwright
-    from screenshot_app import CHROMIUM_FLAGS
+    from screenshot_app import CHROMIUM_FLAGS, check_batch
 
     chromium = chromium_path()
     url, detector, root = served
@@ -313,13 +313,7 @@ def test_browser_batch_of_50_downloads_the_clis_csv(served, tiny_bundle, tmp_pat
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url, timeout=60_000)
-            page.get_by_role("tab", name="Several images").click()
-            page.locator("#batch-files input[type=file]").set_input_files(
-                [str(folder / n) for n in names])
-            page.get_by_role("button", name="Check all").click()
-            summary = page.locator("#batch-summary")
-            summary.get_by_text("50 images").wait_for(timeout=120_000)
+            summary = check_batch(page, url, [folder / n for n in names])
             with page.expect_download(timeout=60_000) as download:
                 page.locator("#batch-csv a").first.click()
             downloaded = Path(download.value.path()).read_bytes()
