@@ -65,7 +65,8 @@ class Prediction:
     provenance: dict[str, Any] | None = None
     verdict_basis: str = "pixels"
     # Which generator family, said only when the verdict is `fake` (see inference.attribution):
-    # a family's name, or "unknown" when no family reaches the head's bar.
+    # a family's name (its probability, the next answer), or "unknown" when no family reaches
+    # 50% (the probability of a generator it was not trained on, the closest family).
     generator_family: str | None = None
     generator_family_prob: float | None = None
     generator_runner_up: dict[str, Any] | None = None
