@@ -40,7 +40,7 @@ _LOADED: dict[tuple[str, float], Any] = {}
 
 
 def load(model: str | Path = "auto", uncertain_margin: float = 0.1) -> Detector | AutoDetector:
-    """A detector: `auto` (the native detector for images of 256 px and more, the cifake one
+    """A detector: `auto` (the native detector for images of 128 px and more, the cifake one
     below), `native`, `cifake`, `robust`, or a bundle folder. Its `predict(image)` takes a path,
     bytes, a PIL image or an RGB array and returns a `Prediction`."""
     from deepfake_detection import tensorflow_logs

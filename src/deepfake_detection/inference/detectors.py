@@ -5,8 +5,9 @@ the pixels as they are) and `robust` (the cifake detector trained against L-inf 
 users who worry about evasion; chosen by name, never automatically) sit side by side under
 `assets/`. `load("auto")` picks per image between the first two:
 
-    the native detector when both sides of the image are at least its crop (256 px),
-    else the cifake detector (thumbnails: nothing native to look at).
+    the native detector when both sides of the image are at least half its crop (128 px;
+    smaller than the crop, the image is enlarged: measured to hold up to 2x), else the cifake
+    detector (thumbnails).
 
 Every Prediction names the detector that answered (`detector`), so a record says which rule fired.
 """
@@ -22,12 +23,17 @@ from PIL import Image
 
 from deepfake_detection.imaging import ImageSource, as_sources
 from deepfake_detection.inference.bundle import BundleError
-from deepfake_detection.inference.detector import Detector, Prediction, chunked
+from deepfake_detection.inference.detector import (
+    NATIVE_MAX_ENLARGE,
+    Detector,
+    Prediction,
+    chunked,
+)
 from deepfake_detection.inference.shipped import AUTO, BUNDLES, CHOICES, check_name
 
 __all__ = ["AUTO", "BUNDLES", "CHOICES", "AutoDetector", "load", "resolve"]
-RULE = ("native detector when both image sides are at least its crop size, otherwise the "
-        "cifake (32x32) detector")
+RULE = ("native detector when both image sides are at least half its crop size (128 px), "
+        "otherwise the cifake (32x32) detector")
 
 
 def resolve(name_or_path: str | Path | None) -> Path:
@@ -87,7 +93,7 @@ class AutoDetector:
 
     def choose(self, source: ImageSource) -> Detector:
         size = _image_size(source)
-        if self.native and size and min(size) >= self.native.spec.size:
+        if self.native and size and min(size) * NATIVE_MAX_ENLARGE >= self.native.spec.size:
             return self.native
         return self.cifake
 

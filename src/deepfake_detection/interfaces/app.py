@@ -362,7 +362,7 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
     pick = Choices(detector)
     with gr.Blocks(title="deepfake-detection", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Real photo or AI-generated?\nUpload an image to check it. The picture "
-                    "shows where the evidence is: each crop's score for photos of 256 px and "
+                    "shows where the evidence is: each crop's score for photos of 128 px and "
                     "more (native detector), Grad-CAM for small images (cifake detector).")
         with gr.Tab("One image"):
             with gr.Row():
@@ -371,7 +371,7 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                         file_types=UPLOAD_TYPES, type="filepath",
                         label="Image file (read as a file, so what it declares is checked too)"))
                     choice = gr.Radio(pick.names, value=pick.names[0], label="Detector",
-                                      info="auto: native for images of 256 px and more, "
+                                      info="auto: native for images of 128 px and more, "
                                       "cifake below; robust: the cifake detector trained "
                                       "against L-inf attacks (see its model card)")
                     button = gr.Button("Check image", variant="primary")

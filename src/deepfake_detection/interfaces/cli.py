@@ -300,7 +300,7 @@ def _write_model_card(folder: Path, report: dict, command: str) -> None:
     print(f"model card: {saved.write_card(render_model_card(saved.metadata, report, command))}")
 
 
-MODEL_HELP = ("auto (default: the native detector for images at least 256 px on each side, the "
+MODEL_HELP = ("auto (default: the native detector for images at least 128 px on each side, the "
               "cifake detector for smaller ones), cifake, native, robust (adversarially trained "
               "cifake), or a bundle folder")
 
