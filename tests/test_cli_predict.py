@@ -271,3 +271,20 @@ def test_a_report_on_your_folder_holds_only_your_data(tiny_bundle, tmp_path):
                      str(tmp_path / "report")]) == 0
     assert not (tmp_path / "report" / "training_curves.png").exists()
     assert (tmp_path / "report" / "per_source.png").is_file()
+
+
+def test_evaluate_defaults_to_the_detector_predict_would_use(tiny_dataset, tmp_path, capsys):
+    """No --model: `auto`, resolved to the one shipped detector it picks for every image
+    (32x32 images: cifake), named on stderr; a folder it would split is refused, naming both."""
+    from PIL import Image
+
+    assert cli.main(["evaluate", "--data", str(tiny_dataset), "--out",
+                     str(tmp_path / "report")]) == 0
+    err = capsys.readouterr().err
+    assert "auto: the cifake detector answers for all 24 images" in err
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert report["model"]["image_spec"]["size"] == 32
+    Image.new("RGB", (300, 300), (90, 120, 150)).save(tiny_dataset / "test" / "REAL" / "big.png")
+    assert cli.main(["evaluate", "--data", str(tiny_dataset)]) == 2
+    err = capsys.readouterr().err
+    assert "would split this folder between detectors" in err and "native for 1" in err

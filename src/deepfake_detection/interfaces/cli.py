@@ -234,14 +234,9 @@ def _need_art() -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _setup_logging()
-    from deepfake_detection.inference.detectors import BUNDLES
-
-    model = args.model
-    shipped = model is None or model in BUNDLES
-    out = (Path(args.out) if args.out else
-           Path("runs") / f"{model or 'cifake'}-report" if shipped else Path(model) / "report")
     from deepfake_detection.evaluation.report import Parts
     from deepfake_detection.evaluation.robustness import AttackPlan
+    from deepfake_detection.inference.detectors import AUTO, BUNDLES
 
     plan = None
     if args.attacks:
@@ -259,6 +254,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DataError("--baseline compares perturbation batteries: add --perturbations")
     if args.baseline:
         from deepfake_detection.inference.detectors import load
+    # Options are checked before any work; then `auto` is resolved to one detector.
+    model = _auto_choice(_data_dir(args)) if args.model == AUTO else args.model
+    out = (Path(args.out) if args.out else Path("runs") / f"{model}-report"
+           if model in BUNDLES else Path(model) / "report")
     parts = Parts(attack=plan, perturbations=args.perturbations,
                   baseline=load(args.baseline) if args.baseline else None)
     report = _evaluate(model, _data_dir(args), out, args.batch_size, parts)
@@ -269,6 +268,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _write_model_card(folder, report, _reproduce(folder) + " && deepfake-detection "
                           + shlex.join(args.argv))
     return 0
+
+
+def _auto_choice(data_dir: str) -> str:
+    """The shipped detector `auto` picks for every test image of the folder, as `predict`
+    would: an evaluation measures one detector, so a folder that `auto` would split between
+    two is refused, naming both."""
+    from collections import Counter
+
+    from deepfake_detection.evaluation.report import resolve_split
+    from deepfake_detection.inference.detectors import AutoDetector
+    from deepfake_detection.training.data import DataError, discover
+
+    auto = AutoDetector.load()
+    picks = Counter(auto.choose(p).name for p in discover(resolve_split(data_dir)).paths)
+    if len(picks) > 1:
+        split = ", ".join(f"{name} for {n}" for name, n in picks.most_common())
+        raise DataError(f"--model auto would split this folder between detectors ({split} "
+                        "images) and evaluate measures one: pass --model with one of them")
+    name = next(iter(picks), "cifake")
+    print(f"auto: the {name} detector answers for all {sum(picks.values())} images",
+          file=sys.stderr)
+    return name
 
 
 def _reproduce(folder: Path) -> str:
@@ -586,7 +607,10 @@ def _add_evaluate_command(sub) -> None:
     """evaluate: reports, attacks, the battery, model cards."""
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on a labelled folder")
     _add_data_args(evaluate)
-    evaluate.add_argument("--model", help="cifake (default), native, robust or a bundle folder")
+    evaluate.add_argument("--model", default="auto",
+                          help="auto (default: the detector predict uses, when it is the same "
+                          "one for every image of the folder), cifake, native, robust or a "
+                          "bundle folder")
     evaluate.add_argument("--out", help="report folder (default MODEL/report, or "
                           "runs/NAME-report for a shipped detector)")
     evaluate.add_argument("--batch-size", type=POSITIVE, default=256)
