@@ -231,6 +231,7 @@ def test_evaluate_writes_the_attack_results_into_the_model_card(tiny_bundle, tmp
     assert code == 0
     card = (bundle_copy / "model_card.md").read_text()
     assert "## Under attack" in card and "PGD-2 accuracy" in card
+    assert "- **Verdict:** `fake` (likely AI-generated) from" in card  # the one rule
     assert f"train --config {os.path.relpath(bundle_copy / 'config.json')}" in card
     report = (bundle_copy / "report" / "report.md").read_text()
     assert "12.75/255 (given as 0.05, a fraction of the 0..255 pixel range)" in report

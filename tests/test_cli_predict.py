@@ -50,6 +50,8 @@ def test_table_and_csv_and_globs(tiny_bundle, folder, capsys):
                      str(tiny_bundle[1])]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["image", "verdict", "P(fake)"] and len(table) == 13
+    words = ("AI", "uncertain", "no sign of AI")  # people's words; records keep real/fake
+    assert all(row.split("  ")[1].strip() in words for row in table[1:])
     assert cli.main(["predict", str(folder / "FAKE"), "--model", str(tiny_bundle[1]),
                      "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

@@ -368,6 +368,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
            f"{metadata['novelty']['threshold']:.2f} ({metadata['novelty']['method']}; the "
            f"{metadata['novelty']['percentile']:g}th percentile of its validation images)."]
           if metadata.get("novelty") else []),
+        verdict_card_line(metadata["threshold"]["value"]),
         *family_card_lines(metadata),
         f"- **Reproduce:** `{command}`",
         "",
@@ -397,6 +398,17 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
     lines += ["", "## Limits", "", *_limits(metadata),
               "- A probability is evidence, not proof; do not use it alone to accuse anyone."]
     return "\n".join(lines) + "\n"
+
+
+def verdict_card_line(threshold: float, margin: float = 0.1) -> str:
+    """The one verdict rule with this bundle's numbers (the Detector's default margin)."""
+    low, high = min(threshold - margin, 0.5), max(threshold + margin, 0.5)
+    return (f"- **Verdict:** `fake` (likely AI-generated) from {high:.1%}, `real` (no sign of AI "
+            f"generation found) below {low:.1%}, `uncertain` between: the threshold ± {margin:g}"
+            ", widened to reach 50%, so a verdict never contradicts its probability. Also "
+            "`uncertain`: images unlike the training data, images the detector must resize "
+            "beyond what it was measured on, and native crops that disagree (one at 80% AI or "
+            "more under a `real` average).")
 
 
 def family_card_lines(metadata: dict[str, Any]) -> list[str]:

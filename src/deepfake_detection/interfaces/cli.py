@@ -432,8 +432,8 @@ def _summary(args: argparse.Namespace, scored: tuple[dict[str, int], float],
     failed = counts["error"] + len(unmatched)
     if total == 1 and not failed and not resumed and not not_images:
         return 0  # one image: its result is the whole answer
-    parts = [f"{good} scored ({counts['real']} real, {counts['uncertain']} uncertain, "
-             f"{counts['fake']} fake)", f"{failed} failed"]
+    parts = [f"{good} scored ({counts['fake']} AI, {counts['uncertain']} uncertain, "
+             f"{counts['real']} no sign of AI)", f"{failed} failed"]
     if resumed:
         parts.append(f"{resumed} skipped (already in {args.output})")
     if not_images:

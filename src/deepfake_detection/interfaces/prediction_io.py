@@ -26,6 +26,8 @@ PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detec
                   "provenance", "verdict_basis", "generator_family", "generator_family_prob",
                   "error")
 VERDICTS = ("real", "uncertain", "fake", "error")
+# How people read a verdict (the table, the summary line); records keep the values above.
+VERDICT_WORDS = {"fake": "AI", "uncertain": "uncertain", "real": "no sign of AI"}
 FLUSH_SECONDS = 2.0  # the most a crash of a streaming predict can lose
 # File names are bytes on POSIX; undecodable ones come back from os.fsdecode as surrogates, and
 # this error handler writes those bytes back unchanged (and reads them again on --resume).
@@ -201,18 +203,18 @@ def write_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
     file is shown with its control characters escaped (`for_terminal`)."""
     names = [for_terminal(r["source"]) for r in rows]
     width = min(70, max(map(len, names)))
-    out.write(f"{'image':<{width}}  {'verdict':<9}  {'P(fake)':>7}  note\n")
+    out.write(f"{'image':<{width}}  {'verdict':<13}  {'P(fake)':>7}  note\n")
     for name, r in zip(names, rows):
         name = name if len(name) <= width else "..." + name[-width + 3:]
         if r["error"]:
-            out.write(f"{name:<{width}}  {'ERROR':<9}  {'':>7}  {for_terminal(r['error'])}\n")
+            out.write(f"{name:<{width}}  {'ERROR':<13}  {'':>7}  {for_terminal(r['error'])}\n")
             continue
         prov = r.get("provenance") or {}
         declared = prov.get("summary", "") if prov.get("strongest", "none") != "none" else ""
         first = r["warnings"][0] if r["warnings"] else ""
         note = first if declared in first else "; ".join(filter(None, (declared, first)))
         note = "; ".join(filter(None, (family_note(r), note)))
-        out.write(f"{name:<{width}}  {r['verdict']:<9}  {r['prob_fake']:>7.3f}  "
+        out.write(f"{name:<{width}}  {VERDICT_WORDS[r['verdict']]:<13}  {r['prob_fake']:>7.3f}  "
                   f"{for_terminal(note)}\n")
 
 
