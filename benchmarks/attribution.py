@@ -34,12 +34,13 @@ def cached_features(bundle_dir: str, data: str, cache: Path) -> dict[str, np.nda
         tensorflow_logs.import_quietly()
         from deepfake_detection.inference import bundle
         from deepfake_detection.training import attribution
+        from deepfake_detection.training.trainer import novelty_features
 
         saved = bundle.Bundle.load(bundle_dir)
         out = {}
         for split in ("train", "test"):
             paths, y = attribution.fakes_by_family(Path(data) / split)
-            out |= {f"{split}_x": attribution.features(saved, paths), f"{split}_y": y,
+            out |= {f"{split}_x": novelty_features(saved, paths), f"{split}_y": y,
                     f"{split}_paths": np.array(paths)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, **out)

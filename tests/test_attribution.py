@@ -77,6 +77,7 @@ def test_records_name_a_family_only_for_an_ai_verdict(tiny_bundle, tmp_path):
     from deepfake_detection.inference import novelty
     from deepfake_detection.inference.detector import Detector
     from deepfake_detection.interfaces import cli
+    from deepfake_detection.training.trainer import novelty_features
 
     root, bundle_dir = tiny_bundle
     copy = tmp_path / "with_head"
@@ -84,7 +85,7 @@ def test_records_name_a_family_only_for_an_ai_verdict(tiny_bundle, tmp_path):
     detector = Detector.load(copy)
     layers = novelty.stage_layers(detector.model)
     paths = sorted(str(p) for p in (root / "data" / "train" / "FAKE").iterdir())
-    feats = attr.features(detector.bundle, paths)
+    feats = novelty_features(detector.bundle, paths)
     y = np.arange(len(paths)) % 2  # two "families" (sd1, sdxl), to have something to name
     head = dataclasses.replace(attr.fit_head(feats, y, layers, c=1.0), unknown_logit=-50.0)
     head.save(copy)

@@ -33,19 +33,18 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own guard, for any decode outside l
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-def _register_heif() -> bool:
+def _register_heif() -> None:
     """HEIC/HEIF (what iPhones save) through pillow-heif, Pillow's plugin for it; AVIF is
     Pillow's own. libheif applies the file's rotation and resets EXIF orientation to 1, so
     `exif_transpose` below never turns a HEIC picture twice."""
     try:
         from pillow_heif import register_heif_opener
     except ImportError:  # the image still gets a clear "not an image PIL can read"
-        return False
+        return
     register_heif_opener()
-    return True
 
 
-HEIF_SUPPORTED = _register_heif()
+_register_heif()
 
 # What a folder scan picks up: every format a single file is read in (a file named on its own is
 # tried whatever its suffix).

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from deepfake_detection.calibration import Calibration
+from deepfake_detection.inference.detector import verdict_band
 from deepfake_detection.training.data import CLASS_NAMES
 
 
@@ -402,7 +403,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
 
 def verdict_card_line(threshold: float, margin: float = 0.1) -> str:
     """The one verdict rule with this bundle's numbers (the Detector's default margin)."""
-    low, high = min(threshold - margin, 0.5), max(threshold + margin, 0.5)
+    low, high = verdict_band(threshold, margin)
     return (f"- **Verdict:** `fake` (likely AI-generated) from {high:.1%}, `real` (no sign of AI "
             f"generation found) below {low:.1%}, `uncertain` between: the threshold ± {margin:g}"
             ", widened to reach 50%, so a verdict never contradicts its probability. Also "

@@ -202,8 +202,7 @@ class Detector:
     def band(self) -> tuple[float, float]:
         """(below this: real, from this up: fake) in calibrated probability; between them the
         verdict is `uncertain`."""
-        return (min(self.threshold - self.uncertain_margin, 0.5),
-                max(self.threshold + self.uncertain_margin, 0.5))
+        return verdict_band(self.threshold, self.uncertain_margin)
 
     def prepare(self, source: ImageSource) -> tuple[np.ndarray, list[str]]:
         """Decode and resize one image as the model needs it, with warnings about the change.
@@ -315,12 +314,13 @@ class Detector:
 
     def predict_many(
         self, sources: Sequence[ImageSource] | Iterable[ImageSource] | str | Path,
-        batch_size: int = 256, workers: int | None = None,
+        batch_size: int = 256, workers: int | None = None, first: int = FIRST_CHUNK,
     ) -> Iterator[Prediction]:
         """Score many images in batches, decoding in threads; bad files yield an error result.
 
         `sources` is a list or iterable of images, or one folder (recursive) or glob. Yields one
-        Prediction per source, in order, so callers can stream and show progress.
+        Prediction per source, in order, so callers can stream and show progress; the first
+        batch holds at most `first` images, so the first records come soon.
         """
         sources = as_sources(sources)
         workers = workers or min(8, (os.cpu_count() or 2) * 2)
@@ -338,7 +338,7 @@ class Detector:
                 return name, None, None, [], str(error).removeprefix(f"{name}: ")
 
         with ThreadPoolExecutor(workers) as pool:
-            for chunk in chunked(enumerate(sources), batch_size):
+            for chunk in chunked(enumerate(sources), batch_size, first):
                 yield from self._score_chunk(list(pool.map(load, chunk)))
 
     def predict_tiles(self, source: ImageSource, grid: int = 2) -> Prediction:
@@ -376,6 +376,12 @@ class Detector:
             else:
                 yield Prediction(source=name, threshold=self.threshold, error=error,
                                  detector=self.name)
+
+
+def verdict_band(threshold: float, margin: float) -> tuple[float, float]:
+    """The one verdict rule's limits: the threshold ± margin, widened to reach 50% so that no
+    verdict contradicts its probability."""
+    return min(threshold - margin, 0.5), max(threshold + margin, 0.5)
 
 
 def chunked(items: Iterable, size: int, first: int = FIRST_CHUNK) -> Iterator[list]:

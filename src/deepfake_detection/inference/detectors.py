@@ -116,8 +116,9 @@ class AutoDetector:
         results: dict[int, Prediction] = {}
         for detector in {id(d): d for d in chosen}.values():
             index = [i for i, d in enumerate(chosen) if d is detector]
-            for i, result in zip(index, detector.predict_many([chunk[i] for i in index],
-                                                              len(index), workers)):
+            # One batch: the stream's short first batch was cut by predict_many above.
+            for i, result in zip(index, detector.predict_many(
+                    [chunk[i] for i in index], len(index), workers, first=len(index))):
                 results[i] = result
         for i in range(len(chunk)):
             yield results[i]

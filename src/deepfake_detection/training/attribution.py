@@ -18,6 +18,7 @@ from deepfake_detection.families import FAMILIES, family_of
 from deepfake_detection.inference import bundle, novelty
 from deepfake_detection.inference.attribution import NAMED, FamilyHead, open_set
 from deepfake_detection.training import data
+from deepfake_detection.training.trainer import novelty_features
 
 UNKNOWN_LOGITS = np.arange(-10.0, 30.0, 0.1)  # searched, lowest first
 
@@ -43,16 +44,6 @@ def split_by_image(paths: list[str], y: np.ndarray, fraction: float, seed: int
         units = rng.permutation(np.unique(ids[y == family]))
         val |= (y == family) & np.isin(ids, units[:max(1, round(len(units) * fraction))])
     return np.flatnonzero(~val), np.flatnonzero(val)
-
-
-def features(saved: bundle.Bundle, paths: list[str], batch_size: int = 32) -> np.ndarray:
-    """The novelty feature statistics of each image's centre view (a native crop as it is)."""
-    import keras
-
-    layers = novelty.stage_layers(saved.model)
-    model = keras.Model(saved.model.inputs, novelty.feature_output(saved.model, layers))
-    dataset = data.make_dataset(paths, None, saved.spec, batch_size)
-    return np.concatenate([np.asarray(model(b, training=False)) for b in dataset])
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, layers: list[str], c: float = 0.01) -> FamilyHead:
@@ -119,7 +110,7 @@ def fit_family_head(bundle_dir: str | Path, data_dir: str | Path, c: float = 0.0
     saved = bundle.Bundle.load(bundle_dir)
     paths, y = fakes_by_family(Path(data_dir) / "train")
     train_i, val_i = split_by_image(paths, y, val_fraction, seed)
-    x = features(saved, paths)
+    x = novelty_features(saved, paths)
     layers = novelty.stage_layers(saved.model)
     val_head = fit_head(x[train_i], y[train_i], layers, c)
     held = held_out_scores(x[train_i], y[train_i], x[val_i], y[val_i], c)

@@ -616,22 +616,25 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     return saved.metadata
 
 
+def novelty_features(saved: bundle.Bundle, paths: list[str], batch_size: int = 32) -> np.ndarray:
+    """The novelty feature statistics (`novelty.feature_output` at every stage) of each image's
+    centre view, as the novelty check and the family head read them."""
+    layers = novelty.stage_layers(saved.model)
+    model = keras.Model(saved.model.inputs, novelty.feature_output(saved.model, layers))
+    dataset = data.make_dataset(paths, None, saved.spec, batch_size)
+    return np.concatenate([np.asarray(model(b, training=False)) for b in dataset])
+
+
 def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]:
     """Fit the bundle's novelty model (see `inference.novelty`) on its own training split, with
     the threshold set on its validation split; writes `novelty.npz` and records it in the metadata.
     Predictions change only for images above the novelty threshold."""
     saved, config, train_files, val_files = _bundle_splits(bundle_dir)
-    model, spec = saved.model, saved.spec
-    layers = novelty.stage_layers(model)
-    features = keras.Model(model.inputs, novelty.feature_output(model, layers))
+    layers = novelty.stage_layers(saved.model)
     pick = np.random.default_rng(config.seed).permutation(len(train_files.paths))[:max_train]
-
-    def embed(paths) -> np.ndarray:
-        dataset = data.make_dataset(paths, None, spec, config.batch_size)
-        return np.concatenate([np.asarray(features(b, training=False)) for b in dataset])
-
-    fitted = novelty.fit(embed([train_files.paths[i] for i in pick]), embed(val_files.paths),
-                         layers)
+    fitted = novelty.fit(
+        novelty_features(saved, [train_files.paths[i] for i in pick], config.batch_size),
+        novelty_features(saved, val_files.paths, config.batch_size), layers)
     fitted.save(saved.folder)
     saved.metadata["novelty"] = {
         "method": "mean squared z-score of per-channel activation mean and log RMS at "
