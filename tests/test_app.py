@@ -152,7 +152,12 @@ def test_the_visitor_picks_the_detector_through_the_api(served):
     *_, details, _ = client.predict(gradio_client.handle_file(path), "cifake",
                                     api_name="/analyze")
     expected = Detector.load().predict(path)
-    assert details["detector"] == "cifake"
+    assert details["detector"] == "cifake" and details["operating_point"] == "balanced"
+    assert details["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
+    text, *_, details, _ = client.predict(gradio_client.handle_file(path), "cifake", "strict",
+                                          api_name="/analyze")
+    assert details["operating_point"] == "strict" and "strict operating point" in text
+    assert details["threshold"] == pytest.approx(Detector.load().at("strict").threshold)
     assert details["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
 
 

@@ -222,3 +222,48 @@ def test_the_evidence_map_keeps_the_picture_and_colours_crops_by_the_verdict_ban
         assert np.abs(inside - 128).max() < 40  # tinted, not washed out
         edge = shown[(top + bottom) // 2, left].astype(int)
         assert np.abs(edge - np.array(colour)).max() < 30  # the band's colour
+
+
+def test_the_strict_operating_point_only_raises_the_ai_limit(detector, tiny_bundle):
+    strict = detector.at("strict")
+    point = detector.metadata["operating_points"]["strict"]
+    assert strict.model is detector.model and strict.threshold == point["value"]
+    assert point["reals_called_fake"] <= 0.01 and "validation REAL" in point["rule"]
+    assert strict.band == (detector.band[0], max(detector.band[1], point["value"]))
+    paths = sorted((tiny_bundle[0] / "data" / "test").rglob("*.png"))
+    pairs = list(zip(detector.predict_many(paths), strict.predict_many(paths)))
+    for balanced, careful in pairs:
+        assert careful.operating_point == "strict" and careful.threshold == point["value"]
+        assert careful.prob_fake == balanced.prob_fake
+        assert (careful.verdict == "fake") == (careful.prob_fake >= strict.band[1])
+        assert careful.verdict != "fake" or balanced.verdict == "fake"
+        assert (careful.verdict == "real") == (balanced.verdict == "real")
+
+
+def test_a_bundle_without_the_strict_point_says_how_to_add_it(tiny_bundle, tmp_path):
+    import shutil
+
+    from deepfake_detection.interfaces import cli
+
+    copy = tmp_path / "old"
+    shutil.copytree(tiny_bundle[1], copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    trained = meta.pop("operating_points")["strict"]
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="deepfake-detection operating-points --model"):
+        Detector.load(copy, operating_point="strict")
+    with pytest.raises(BundleError, match="unknown operating point 'lenient'"):
+        Detector.load(copy, operating_point="lenient")
+    assert cli.main(["operating-points", "--model", str(copy)]) == 0
+    added = Detector.load(copy, operating_point="strict")
+    assert added.threshold == pytest.approx(trained["value"], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cifake", "native", "robust"])
+def test_every_shipped_detector_has_a_strict_point_above_its_threshold(name):
+    from deepfake_detection.inference.shipped import BUNDLES
+
+    meta = json.loads((BUNDLES[name] / "metadata.json").read_text())
+    strict = meta["operating_points"]["strict"]
+    assert meta["threshold"]["value"] < strict["value"] < 1
+    assert strict["reals_called_fake"] <= 0.01

@@ -8,6 +8,7 @@ from deepfake_detection.metrics import (
     classification_metrics,
     ranking_metrics,
     recall_at_fpr,
+    strict_threshold,
 )
 
 
@@ -123,3 +124,19 @@ def test_bootstrap_intervals_hold_the_point_estimate_and_shrink_with_more_images
         assert all(lo <= hi for lo, hi in ci.values())
     width = {k: (hi - lo) for k, (lo, hi) in small.items()}
     assert all(large[k][1] - large[k][0] < width[k] for k in width)
+
+
+@pytest.mark.parametrize("reals", [50, 99, 100, 416, 1000])
+def test_the_strict_threshold_is_the_lowest_that_calls_at_most_1pct_of_reals_ai(reals):
+    rng = np.random.default_rng(reals)
+    probs = np.concatenate([rng.beta(2, 5, reals), rng.beta(5, 2, 300)])
+    labels = np.r_[np.zeros(reals, int), np.ones(300, int)]
+    strict = strict_threshold(labels, probs)
+    flagged = probs[labels == 0] >= strict["value"]
+    assert flagged.sum() <= 0.01 * reals
+    # one notch lower (the next real score down) would call one real too many AI
+    below = np.sort(probs[labels == 0])[::-1][int(flagged.sum())]
+    assert (probs[labels == 0] >= below).sum() > 0.01 * reals
+    assert strict["reals_called_fake"] == pytest.approx(flagged.mean())
+    assert strict["fakes_caught"] == pytest.approx((probs[labels == 1] >= strict["value"]).mean())
+    assert strict["fakes_caught"] == pytest.approx(recall_at_fpr(labels, probs, 0.01))

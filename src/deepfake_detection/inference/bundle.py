@@ -154,6 +154,14 @@ def validate_metadata(metadata: Any, meta_path: Path, input_size: int | None) ->
                                       and 0 < threshold < 1):
         raise _field(meta_path, "threshold.value", threshold, "must be a probability strictly "
                      "between 0 and 1")
+    points = metadata.get("operating_points", {})
+    if not isinstance(points, dict):
+        raise _field(meta_path, "operating_points", points, "must be an object")
+    for name in points:
+        value = _number(points, name, "value")
+        if not (isinstance(value, (int, float)) and 0 < value < 1):
+            raise _field(meta_path, f"operating_points.{name}.value", value, "must be a "
+                         "probability strictly between 0 and 1")
     temperature = _number(metadata, "calibration", "temperature")
     if temperature is not None and not (isinstance(temperature, (int, float))
                                         and math.isfinite(temperature) and temperature > 0):
@@ -242,6 +250,19 @@ class Bundle:
     @property
     def threshold(self) -> float:
         return float((self.metadata.get("threshold") or {}).get("value", 0.5))
+
+    def operating_point(self, name: str) -> float:
+        """The threshold of a named operating point (`balanced`: the bundle's threshold;
+        `strict`: at most 1% of validation reals called AI, where the bundle has it)."""
+        if name == "balanced":
+            return self.threshold
+        points = self.metadata.get("operating_points") or {}
+        if name not in points:
+            raise BundleError(f"{self.name}: no {name!r} operating point in this bundle "
+                              f"(it has balanced{''.join(', ' + n for n in points)}); add it "
+                              f"with `deepfake-detection operating-points --model "
+                              f"{self.folder}`")
+        return float(points[name]["value"])
 
     @property
     def calibration(self) -> Calibration:

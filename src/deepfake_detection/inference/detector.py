@@ -6,6 +6,7 @@ same thing everywhere.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import os
@@ -28,7 +29,7 @@ from deepfake_detection.imaging import (
 from deepfake_detection.inference import bundle
 from deepfake_detection.inference.attribution import FamilyHead
 from deepfake_detection.inference.novelty import Novelty, feature_output
-from deepfake_detection.inference.shipped import ASSETS
+from deepfake_detection.inference.shipped import ASSETS, OPERATING_POINTS
 
 DEFAULT_BUNDLE = ASSETS / "default_detector"
 # Beyond this scale factor the model sees an image very unlike its training data.
@@ -61,6 +62,7 @@ class Prediction:
     label: str | None = None
     verdict: str | None = None
     threshold: float = float("nan")
+    operating_point: str = "balanced"
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     tiles: list[float] | None = None
@@ -100,17 +102,22 @@ class Detector:
             `deepfake_detection.inference.novelty`) get the verdict `uncertain` and a warning.
         family_head: FamilyHead or None. When given, a `fake` verdict names the generator
             family (or "unknown"; see `deepfake_detection.inference.attribution`).
+        operating_point: str. `balanced` (the bundle's threshold, both kinds of error weighed
+            equally) or `strict`: `fake` only from the threshold that called at most 1% of
+            the validation reals AI (`real` verdicts stay those of `balanced`). Defaults to
+            `balanced`.
     """
 
     def __init__(self, saved: bundle.Bundle, uncertain_margin: float = 0.1,
-                 novelty: Novelty | None = None, family_head: FamilyHead | None = None):
+                 novelty: Novelty | None = None, family_head: FamilyHead | None = None,
+                 operating_point: str = "balanced"):
         import keras
         import tensorflow as tf
 
         self.bundle = saved
         self.model, self.metadata = saved.model, saved.metadata
         self.spec = saved.spec
-        self.threshold = saved.threshold
+        self._set_operating_point(operating_point)
         self.calibration = saved.calibration
         self.uncertain_margin = uncertain_margin
         self.bundle_dir = saved.folder  # where the model card lives
@@ -138,6 +145,18 @@ class Detector:
             kwargs.setdefault("novelty", Novelty.load(path))
             kwargs.setdefault("family_head", FamilyHead.load(path))
         return cls(bundle.Bundle.load(path), **kwargs)
+
+    def _set_operating_point(self, name: str) -> None:
+        if name not in OPERATING_POINTS:
+            raise bundle.BundleError(f"unknown operating point {name!r}; choose "
+                                     f"{', '.join(OPERATING_POINTS)}")
+        self.operating_point, self.threshold = name, self.bundle.operating_point(name)
+
+    def at(self, operating_point: str) -> Detector:
+        """This detector (the same loaded model) deciding at another operating point."""
+        other = copy.copy(self)
+        other._set_operating_point(operating_point)
+        return other
 
     @property
     def native(self) -> bool:
@@ -201,8 +220,10 @@ class Detector:
     @property
     def band(self) -> tuple[float, float]:
         """(below this: real, from this up: fake) in calibrated probability; between them the
-        verdict is `uncertain`."""
-        return verdict_band(self.threshold, self.uncertain_margin)
+        verdict is `uncertain`. The strict point only raises the upper limit."""
+        balanced = self.threshold if self.operating_point == "balanced" else self.bundle.threshold
+        low, high = verdict_band(balanced, self.uncertain_margin)
+        return low, max(high, self.threshold)
 
     def prepare(self, source: ImageSource) -> tuple[np.ndarray, list[str]]:
         """Decode and resize one image as the model needs it, with warnings about the change.
@@ -308,6 +329,7 @@ class Detector:
             label="FAKE" if prob >= self.threshold else "REAL",
             verdict="uncertain" if unreliable else self.verdict(prob),
             threshold=self.threshold,
+            operating_point=self.operating_point,
             warnings=warnings,
             detector=self.name,
         )
@@ -375,7 +397,7 @@ class Detector:
                 start += len(views)
             else:
                 yield Prediction(source=name, threshold=self.threshold, error=error,
-                                 detector=self.name)
+                                 detector=self.name, operating_point=self.operating_point)
 
 
 def verdict_band(threshold: float, margin: float) -> tuple[float, float]:

@@ -81,6 +81,7 @@ class AutoDetector:
     def __init__(self, cifake: Detector, native: Detector | None):
         self.cifake, self.native = cifake, native
         self.uncertain_margin = cifake.uncertain_margin
+        self.operating_point = cifake.operating_point
 
     @classmethod
     def load(cls, **kwargs) -> AutoDetector:
@@ -90,6 +91,11 @@ class AutoDetector:
     @property
     def threshold(self) -> float:
         return self.cifake.threshold
+
+    def at(self, operating_point: str) -> AutoDetector:
+        """The same two detectors deciding at another operating point."""
+        return AutoDetector(self.cifake.at(operating_point),
+                            self.native and self.native.at(operating_point))
 
     def choose(self, source: ImageSource) -> Detector:
         size = _image_size(source)

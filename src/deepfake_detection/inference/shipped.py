@@ -16,6 +16,8 @@ BUNDLES = {"cifake": ASSETS / "default_detector", "native": ASSETS / "native_det
            "robust": ASSETS / "robust_detector"}
 AUTO = "auto"
 CHOICES = (AUTO, *BUNDLES)
+# `balanced`: each bundle's own threshold; `strict`: at most 1% of its validation reals called AI.
+OPERATING_POINTS = ("balanced", "strict")
 
 
 class UnknownModel(DetectionError, ValueError):

@@ -20,11 +20,12 @@ from typing import Any
 from deepfake_detection.escaping import for_html, for_markdown
 from deepfake_detection.imaging import IMAGE_SUFFIXES, ImageError, load_rgb
 from deepfake_detection.inference import detectors, provenance
-from deepfake_detection.inference.bundle import CARD_FILE
+from deepfake_detection.inference.bundle import CARD_FILE, BundleError
 from deepfake_detection.inference.checking import join
 from deepfake_detection.inference.detector import Detector
 from deepfake_detection.inference.detectors import AutoDetector
 from deepfake_detection.inference.explain import gradcam, overlay, regions_overlay
+from deepfake_detection.inference.shipped import OPERATING_POINTS
 from deepfake_detection.interfaces.prediction_io import PREDICT_FIELDS, csv_row, family_note
 
 MAX_FILE_SIZE = "25mb"
@@ -44,6 +45,10 @@ VERDICT_TEXT = {
 # The file types the upload boxes take: every format the detector reads (HEIC and AVIF
 # included, which browsers' "image" filter may not list).
 UPLOAD_TYPES = ["image", *IMAGE_SUFFIXES]
+# The operating points a visitor can pick (inference.shipped.OPERATING_POINTS), in words.
+POINT_INFO = ("balanced: both kinds of error weighed equally; strict: says AI only where at "
+              "most 1 real picture in 100 of the detector's validation set scored as high, so "
+              "it misses more fakes (for when a wrong accusation is the worse error)")
 BATCH_HEADERS = ["image", "verdict", "probability AI", "detector", "note"]
 log = logging.getLogger("deepfake_detection.app")
 # Record fields the panel leaves out: raw PNG text (shown by key), flags the summary states, and
@@ -150,7 +155,12 @@ def verdict_text(result, chosen: Detector) -> str:
     heading += family_line(result)
     return (f"{heading}\n\nProbability it is AI-generated: **{result.prob_fake:.1%}** "
             f"(likely AI-generated from {high:.1%}, no sign of AI below {low:.1%}, uncertain "
-            f"between).\n\nAnswered by the **{chosen.name}** detector ({how}).")
+            f"between).\n\nAnswered by the **{chosen.name}** detector ({how}){_strict(chosen)}.")
+
+
+def _strict(chosen: Detector) -> str:
+    return ("" if chosen.operating_point == "balanced" else ", at the strict operating point: AI "
+            "only where at most 1 real picture in 100 of its validation set scored as high")
 
 
 def family_line(result) -> str:
@@ -343,13 +353,20 @@ class Choices:
         self.names = [default.name] + [n for n, folder in detectors.BUNDLES.items()
                                        if n != default.name and folder.exists()]
 
-    def __call__(self, name: str | None) -> Detector | AutoDetector:
+    def __call__(self, name: str | None, point: str | None = None) -> Detector | AutoDetector:
         name = name or self.names[0]
         if name not in self.names:
             raise ValueError(f"unknown detector {name!r}; choose from {self.names}")
         if name not in self.loaded:
             self.loaded[name] = detectors.load(name)
-        return self.loaded[name]
+        if point in (None, self.loaded[name].operating_point):
+            return self.loaded[name]
+        try:
+            return self.loaded[name].at(point)
+        except BundleError as error:  # a bundle without the strict point
+            import gradio as gr
+
+            raise gr.Error(for_html(str(error)), print_exception=False) from None
 
 
 def build_demo(detector: Detector | AutoDetector | None = None, show_examples: bool = True):
@@ -374,6 +391,8 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                                       info="auto: native for images of 128 px and more, "
                                       "cifake below; robust: the cifake detector trained "
                                       "against L-inf attacks (see its model card)")
+                    point = gr.Radio(list(OPERATING_POINTS), value="balanced",
+                                     label="When to say AI", info=POINT_INFO)
                     button = gr.Button("Check image", variant="primary")
                     with gr.Accordion("Or take a photo / paste one (pixels only)", open=False):
                         snapshot = gr.Image(type="filepath", label="Picture",
@@ -391,10 +410,10 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                     with gr.Accordion("Details (JSON)", open=False):
                         details = gr.JSON()
             outputs = [verdict, cam, warnings, details, panel]
-            button.click(lambda p, name: analyze(pick(name), p), [image, choice], outputs,
-                         api_name="analyze")
-            snap_button.click(lambda p, name: analyze(pick(name), p), [snapshot, choice],
-                              outputs, api_visibility="private")
+            button.click(lambda p, name, at: analyze(pick(name, at), p), [image, choice, point],
+                         outputs, api_name="analyze")
+            snap_button.click(lambda p, name, at: analyze(pick(name, at), p),
+                              [snapshot, choice, point], outputs, api_visibility="private")
         with gr.Tab("Several images"):
             results_folder = _results_folder()
             with gr.Row():
@@ -404,6 +423,8 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                         label="Images (JPEG, PNG, WebP, HEIC, AVIF, TIFF, ...)", height=220,
                         elem_id="batch-files"))
                     many_choice = gr.Radio(pick.names, value=pick.names[0], label="Detector")
+                    many_point = gr.Radio(list(OPERATING_POINTS), value="balanced",
+                                          label="When to say AI", info=POINT_INFO)
                     run = gr.Button("Check all", variant="primary")
                 with gr.Column(scale=2):
                     summary = gr.Markdown(elem_id="batch-summary", latex_delimiters=[])
@@ -419,8 +440,8 @@ def build_demo(detector: Detector | AutoDetector | None = None, show_examples: b
                                          elem_id="batch-gallery")
                     with gr.Accordion("Records (JSON)", open=False):
                         records = gr.JSON()
-            run.click(lambda p, name: predict_files(pick(name), p), [files, many_choice], records,
-                      api_name="predict").then(
+            run.click(lambda p, name, at: predict_files(pick(name, at), p),
+                      [files, many_choice, many_point], records, api_name="predict").then(
                 lambda rows, p: batch_view(rows, p, results_folder), [records, files],
                 [summary, table, gallery, csv_file, json_file], api_visibility="private")
         with gr.Accordion("Model card", open=False):

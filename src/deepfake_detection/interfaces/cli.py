@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from deepfake_detection import tensorflow_logs
 from deepfake_detection.errors import DetectionError
 from deepfake_detection.escaping import for_terminal
-from deepfake_detection.inference.shipped import check_name
+from deepfake_detection.inference.shipped import OPERATING_POINTS, check_name
 from deepfake_detection.interfaces import prediction_io as outputs
 
 # Every other project module is imported inside the command that needs it: `--help`, usage
@@ -154,6 +154,20 @@ def cmd_novelty(args: argparse.Namespace) -> int:
     fitted = fit_novelty(resolve(args.model))
     print(f"novelty threshold {fitted['threshold']:.2f} ({fitted['percentile']:g}th percentile "
           f"of {fitted['validation_images']} validation images); written to {args.model}")
+    return 0
+
+
+def cmd_operating_points(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from deepfake_detection.inference.detectors import resolve
+    from deepfake_detection.training.trainer import fit_operating_points
+
+    strict = fit_operating_points(resolve(args.model))
+    caught = strict["fakes_caught"]
+    print(f"strict threshold {strict['value']:.4f}: {strict['reals_called_fake']:.1%} of "
+          f"validation reals called AI" + ("" if caught is None else
+                                           f", {caught:.1%} of its fakes caught")
+          + f"; written to {args.model}")
     return 0
 
 
@@ -359,7 +373,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         + (f" ({_not_images(not_images)})" if not_images else ""))
     trust = TrustSettings.from_env(tuple(args.trust_anchors or ()), tuple(args.allowed_certs
                                    or ()), False if args.no_c2pa_trust_list else None).check()
-    checker = Checker(load(args.model, uncertain_margin=args.uncertain_margin),
+    checker = Checker(load(args.model, uncertain_margin=args.uncertain_margin,
+                           operating_point=args.operating_point),
                       trust_metadata=args.trust_metadata, trust=trust)
     scored = _write_predictions(args, checker, itertools.chain(first, files),
                                 args.quiet or len(first) < 2)
@@ -455,7 +470,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     outputs.check_output(args.output, args.paths, force=args.force)
     result = scan(args.paths, args.output, model=args.model, batch_size=args.batch_size,
                   concurrency=args.concurrency, address=args.address,
-                  uncertain_margin=args.uncertain_margin)
+                  options={"uncertain_margin": args.uncertain_margin,
+                           "operating_point": args.operating_point})
     print(f"{result['images'] - result['error']} scored ({result['real']} real, "
           f"{result['uncertain']} uncertain, {result['fake']} fake), {result['error']} failed; "
           f"{result['images_per_s']:.0f} images/s on Ray -> {args.output}", file=sys.stderr)
@@ -471,7 +487,8 @@ def _predict_tiled(checker, path: str, grid: int):
         return checker.check_tiles(path, grid)
     except ImageError as error:
         return Prediction(source=path, threshold=checker.detector.threshold, error=str(error),
-                          detector=checker.detector.name)
+                          detector=checker.detector.name,
+                          operating_point=checker.detector.operating_point)
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -651,6 +668,12 @@ def _add_bundle_commands(sub) -> None:
     novelty.add_argument("--model", required=True, help="bundle folder to update")
     novelty.set_defaults(func=cmd_novelty)
 
+    points = sub.add_parser("operating-points", help="add the strict operating point (at most "
+                            "1%% of the bundle's validation reals called AI) to a bundle "
+                            "trained before it existed")
+    points.add_argument("--model", required=True, help="native or a bundle folder to update")
+    points.set_defaults(func=cmd_operating_points)
+
     family = sub.add_parser("family-head", help="fit a bundle's generator-family head on a "
                             "labelled set's fakes (sources named as in mixed-256): a fake "
                             "verdict then names the family, or 'unknown'")
@@ -685,6 +708,13 @@ def _add_bundle_commands(sub) -> None:
     models.set_defaults(func=lambda args: print("\n".join(_list_models())) or 0)
 
 
+def _add_operating_point(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--operating-point", choices=OPERATING_POINTS, default="balanced",
+                        help="balanced (default: both kinds of error weighed equally) or "
+                        "strict: AI only where at most 1%% of the detector's validation real "
+                        "pictures scored as high (for people who must not accuse anyone)")
+
+
 def _add_checking_commands(sub) -> None:
     """Commands that check images: predict, scan, app."""
     predict = sub.add_parser("predict", help="score image files, folders or globs")
@@ -710,6 +740,7 @@ def _add_checking_commands(sub) -> None:
                          help="also score an NxN grid of tiles and average (large images)")
     predict.add_argument("--uncertain-margin", type=MARGIN, default=0.1,
                          help="half-width of the 'uncertain' band around the threshold")
+    _add_operating_point(predict)
     predict.add_argument("--trust-metadata", action="store_true",
                          help="let a C2PA manifest that declares AI generation, signed by a "
                          "signer on a trust list in use and untampered, set the verdict "
@@ -736,6 +767,7 @@ def _add_checking_commands(sub) -> None:
                       help="Detector actors (one model each; about one per 1-2 cores)")
     scan.add_argument("--address", help="Ray cluster (auto, ray://HOST:10001); default: local")
     scan.add_argument("--uncertain-margin", type=MARGIN, default=0.1)
+    _add_operating_point(scan)
     scan.set_defaults(func=cmd_scan)
 
     app = sub.add_parser("app", help="serve the Gradio web app on localhost")

@@ -22,9 +22,9 @@ from deepfake_detection.errors import DetectionError
 from deepfake_detection.escaping import for_csv, for_terminal
 from deepfake_detection.imaging import IMAGE_SUFFIXES, iter_image_files
 
-PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "detector", "warnings",
-                  "provenance", "verdict_basis", "generator_family", "generator_family_prob",
-                  "error")
+PREDICT_FIELDS = ("source", "verdict", "label", "prob_fake", "threshold", "operating_point",
+                  "detector", "warnings", "provenance", "verdict_basis", "generator_family",
+                  "generator_family_prob", "error")
 VERDICTS = ("real", "uncertain", "fake", "error")
 # How people read a verdict (the table, the summary line); records keep the values above.
 VERDICT_WORDS = {"fake": "AI", "uncertain": "uncertain", "real": "no sign of AI"}

@@ -37,11 +37,11 @@ class ScanError(DetectionError, RuntimeError):
 class DetectorActor:
     """One Detector per Ray worker; scores a batch of paths like `Detector.predict_many`."""
 
-    def __init__(self, model: str | None, uncertain_margin: float, batch_size: int):
+    def __init__(self, model: str | None, options: dict[str, Any], batch_size: int):
         from deepfake_detection.inference.checking import Checker
         from deepfake_detection.inference.detectors import load
 
-        self.checker = Checker(load(model, uncertain_margin=uncertain_margin))
+        self.checker = Checker(load(model, **options))
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
@@ -52,7 +52,7 @@ class DetectorActor:
 
 def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
          batch_size: int = 256, concurrency: int = 1, address: str | None = None,
-         uncertain_margin: float = 0.1) -> dict[str, Any]:
+         options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score every image under `paths` on Ray and write JSON Lines like `predict --jsonl`.
 
     Args:
@@ -62,7 +62,7 @@ def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
         batch_size: images per Ray batch (and per model call).
         concurrency: Detector actors (each holds one model; about one per 1-2 cores).
         address: Ray cluster address (`auto`, `ray://host:10001`); None starts a local Ray.
-        uncertain_margin: half-width of the `uncertain` band, as for the Detector.
+        options: the Detector's options (`uncertain_margin`, `operating_point`).
 
     (Seven parameters: one per `deepfake-detection scan` option, each independent.)
 
@@ -87,7 +87,7 @@ def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
     started = time.perf_counter()
     ds = ray.data.from_items([{"path": f} for f in files]).map_batches(
         DetectorActor, fn_constructor_kwargs={"model": model, "batch_size": batch_size,
-                                              "uncertain_margin": uncertain_margin},
+                                              "options": options or {}},
         batch_size=batch_size, concurrency=concurrency, batch_format="numpy")
     counts = dict.fromkeys(VERDICTS, 0)
     rows = (json.loads(line) for batch in ds.iter_batches(batch_size=batch_size,

@@ -24,6 +24,7 @@ from deepfake_detection.inference import bundle, novelty
 from deepfake_detection.metrics import (
     best_f1_threshold,
     score,
+    strict_threshold,
 )
 from deepfake_detection.models import build_model, set_base_trainable
 from deepfake_detection.training import data, distribute
@@ -533,7 +534,10 @@ def operating_point(model, val_images, labels: np.ndarray, config: TrainConfig) 
     log.info("temperature %.3f (validation ECE %.4f -> %.4f)", calibration.temperature,
              calibration.val_ece_before, calibration.val_ece_after)
     log.info("threshold %.4f (%s)", threshold["value"], threshold["rule"])
-    return {"calibration": calibration, "threshold": threshold, "val_probs": val_probs}
+    strict = strict_threshold(labels, val_probs)
+    log.info("strict threshold %.4f (%s)", strict["value"], strict["rule"])
+    return {"calibration": calibration, "threshold": threshold, "val_probs": val_probs,
+            "operating_points": {"strict": strict}}
 
 
 def bundle_metadata(run: Run, point: dict, history: dict, adversarial_ran: bool) -> dict:
@@ -544,6 +548,7 @@ def bundle_metadata(run: Run, point: dict, history: dict, adversarial_ran: bool)
         "image_spec": run.spec.to_dict(),
         "class_names": list(data.CLASS_NAMES),
         "threshold": point["threshold"],
+        "operating_points": point["operating_points"],
         "calibration": point["calibration"].to_dict(),
         "adversarial_training": {
             "applied": adversarial_ran,
@@ -616,6 +621,33 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     return saved.metadata
 
 
+def fit_operating_points(bundle_dir: str | Path) -> dict[str, Any]:
+    """Add the strict operating point to an existing bundle, from its own validation reals.
+
+    Only the REAL side of the split is needed, and it is drawn before and apart from the FAKE
+    side (`data.stratified_split`), so fakes added to the data since do not move it; it is
+    refused unless its count matches the recorded one.
+    """
+    saved = bundle.Bundle.load(bundle_dir)
+    config = TrainConfig.from_dict(saved.config)
+    _, val_files, _ = _resolve_splits(config)
+    recorded = saved.metadata["data"]["validation"]
+    found = val_files.counts()
+    if found["REAL"] != recorded["REAL"]:
+        raise data.DataError(f"validation REAL images: {found['REAL']}, the bundle recorded "
+                             f"{recorded['REAL']}; data changed?")
+    logits = predict_logits(saved.model, data.make_dataset(val_files.paths, None, saved.spec,
+                                                           config.batch_size))
+    strict = strict_threshold(val_files.labels, saved.calibration.apply(logits))
+    if found != recorded:
+        strict["fakes_caught"] = None  # the fakes are not the ones it was validated on
+        strict["note"] = (f"validation FAKE images changed since training ({recorded['FAKE']}"
+                          f" -> {found['FAKE']}); set on the unchanged REAL side")
+    saved.metadata["operating_points"] = {"strict": strict}
+    saved.write_metadata()
+    return strict
+
+
 def novelty_features(saved: bundle.Bundle, paths: list[str], batch_size: int = 32) -> np.ndarray:
     """The novelty feature statistics (`novelty.feature_output` at every stage) of each image's
     centre view, as the novelty check and the family head read them."""
@@ -678,6 +710,7 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
                 if key not in ("novelty", "reload_check", "schema_version")}
     metadata.update({
         "threshold": point["threshold"], "calibration": point["calibration"].to_dict(),
+        "operating_points": point["operating_points"],
         "validation_metrics": score(val_files.labels, point["val_probs"],
                                     point["threshold"]["value"], also_at_half=True),
         "trace_probe": {"arch": arch, "weights": "imagenet", "stages": list(probe.TRACE_STAGES),
