@@ -9,6 +9,8 @@ a family whose result file exists is not trained again.
     python benchmarks/lofo.py --families gan_faces gpt   # some families now
     python benchmarks/lofo.py                            # the rest, then the table
     python benchmarks/lofo.py --tag probe --probe efficientnet_lite0   # frozen features
+    python benchmarks/lofo.py --tag local --recipe local --families gan_faces  # FerretNet-style
+    python benchmarks/lofo.py --tag local --recipe local --families gan_faces   # FerretNet-style
 
 `--probe ARCH` asks the same question of a linear probe on frozen ImageNet features (every
 stage's channel mean and RMS, `deepfake_detection.training.probe`): Ojha et al. (CVPR 2023)
@@ -43,12 +45,16 @@ FAMILIES = {key: list(sources) for key, (_, sources) in _families.FAMILIES.items
 # about 12 minutes a family on 2 cores against 25 for the full recipe.
 TRAIN = ["--recipe", "native", "--set", "freeze_batchnorm=true", "--epochs", "frozen_base=1",
          "--epochs", "fine_tune=3", "--export", ""]
+# Other recipes run their own schedule (`local`: 15 epochs from scratch on 128 px crops).
+RECIPE_TRAIN = {"local": ["--recipe", "local", "--export", ""]}
 
 
-def train(family: str, data: str, runs: Path, extra: list[str]) -> Path:
+def train(family: str, data: str, runs: Path, extra: list[str], recipe: str = "native"
+          ) -> Path:
     out = runs / family
     if not (out / "metadata.json").is_file():
-        subprocess.run([sys.executable, "-m", "deepfake_detection", "train", *TRAIN, *extra,
+        command = RECIPE_TRAIN.get(recipe, TRAIN)
+        subprocess.run([sys.executable, "-m", "deepfake_detection", "train", *command, *extra,
                         "--data", data, "--out", str(out), "--set",
                         "exclude_sources=" + ",".join(FAMILIES[family])], check=True)
     return out
@@ -80,7 +86,7 @@ def result(family: str, labels: np.ndarray, probs: np.ndarray, threshold: float,
             "threshold": float(threshold), "schedule": schedule}
 
 
-def score(bundle: Path, family: str, data: str) -> dict:
+def score(bundle: Path, family: str, data: str, recipe: str = "native") -> dict:
     """The held-out family's test fakes against every test real."""
     from deepfake_detection.inference.detectors import load
     from deepfake_detection.training.data import group_of, load_split
@@ -91,7 +97,8 @@ def score(bundle: Path, family: str, data: str) -> dict:
     paths, labels = [test.paths[i] for i in keep], np.asarray(test.labels)[keep]
     detector = load(bundle)
     probs = np.array([r.prob_fake for r in detector.predict_many(paths, batch_size=64)])
-    return result(family, labels, probs, detector.threshold, shlex.join(TRAIN))
+    return result(family, labels, probs, detector.threshold,
+                  shlex.join(RECIPE_TRAIN.get(recipe, TRAIN)))
 
 
 def probe_features(arch: str, data: str, runs: Path) -> dict[str, tuple]:
@@ -176,6 +183,9 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES),
                         default=sorted(FAMILIES))
     parser.add_argument("--tag", default="native", help="names the results (e.g. a variant)")
+    parser.add_argument("--recipe", default="native", choices=["native", *RECIPE_TRAIN],
+                        help="the recipe trained without each family (native: the reduced "
+                             "schedule above)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a training override for a variant (with --tag)")
     parser.add_argument("--runs", default="runs/lofo")
@@ -209,8 +219,8 @@ def main() -> None:
             record = score(bundle, family, args.data)
             record["schedule"] += f", then fuse-probe --arch {args.fuse}"
         else:
-            record = score(train(family, args.data, Path(args.runs) / args.tag, extra), family,
-                           args.data)
+            bundle = train(family, args.data, Path(args.runs) / args.tag, extra, args.recipe)
+            record = score(bundle, family, args.data, args.recipe)
         result_file.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{family}: {json.loads(result_file.read_text())['roc_auc']:.3f}", flush=True)
     results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

@@ -99,4 +99,4 @@ def feature_layer_name(model: keras.Model) -> str:
 
 
 # Families register themselves on import.
-from deepfake_detection.models import efficientnet, efficientnet_lite, resnet  # noqa: E402,F401
+from deepfake_detection.models import efficientnet, efficientnet_lite, local, resnet  # noqa: E402,F401

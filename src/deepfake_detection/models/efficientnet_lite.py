@@ -28,6 +28,7 @@ from deepfake_detection.models import (
     register,
     stage_statistics,
 )
+from deepfake_detection.models.local import LocalResidual
 from deepfake_detection.models.npr import npr_branch
 from deepfake_detection.models.torch_checkpoint import load_state_dict
 
@@ -217,6 +218,9 @@ def _build(name: str, image_size: int, weights: str, dropout: float,
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     pixels = (keras.layers.AveragePooling2D(factor, name="input_pool")(inputs)
               if head in INPUT_POOLS else inputs)
+    if head == "lpd":  # the median residual, shown to the backbone as a grey-centred image
+        residual = LocalResidual("median", name="residual")(inputs)
+        pixels = keras.layers.Rescaling(4.0, offset=127.5, name="residual_as_pixels")(residual)
     features = backbone(pixels, name)
     if head == "multiscale":
         logit = multiscale_head(keras.Model(inputs, features), dropout)
@@ -241,6 +245,8 @@ HEADS = {"gap": "GAP, ",
          "pool2": "2x2 average pooling of the input in front (the network sees half the "
                   "resolution, for a quarter of the cost), GAP, ",
          # A sixteenth of the cost, and an attacker's budget spread over 16x fewer inputs.
+         # The cheaper local-artifact variant (models.local): content mostly removed first.
+         "lpd": "the 8-neighbour median residual (FerretNet's) as its input, GAP, ",
          "pool4": "4x4 average pooling of the input in front (the network sees a quarter of "
                   "the resolution, for a sixteenth of the cost), GAP, "}
 # Variants that average-pool their input before the network, by factor.
