@@ -255,8 +255,12 @@ def test_evaluate_counts_the_verdicts_predict_gives(tiny_bundle, tmp_path, capsy
         r["verdict"] for r in said)
     low, high = report["clean"]["intervals"]["roc_auc"]
     assert low <= report["clean"]["roc_auc"] <= high
+    strict = report["operating_points"]["strict"]
+    reals = [r["prob_fake"] for r in said if "/REAL/" in r["source"]]
+    assert strict["reals_called_fake"] == sum(p >= strict["threshold"] for p in reals) / 12
     text = (out / "report.md").read_text()
     assert "95% intervals" in text and "Small sample" in text  # 12 images a class
+    assert "| strict | " in text
     for plot in ("roc.png", "pr_curve.png", "scores.png", "per_source.png",
                  "confusion_matrix.png", "reliability.png", "training_curves.png"):
         assert (out / plot).is_file(), plot

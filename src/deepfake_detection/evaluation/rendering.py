@@ -255,6 +255,24 @@ def _intervals(clean: dict[str, Any]) -> list[str]:
         f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items())]
 
 
+def operating_point_lines(report: dict[str, Any]) -> list[str]:
+    """The operating points (`--operating-point`), each set on validation and read here."""
+    points = report.get("operating_points") or {}
+    if not points:
+        return []
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    return ["", "Operating points (`--operating-point`; each threshold set on the validation "
+            "split, read on this data):", "",
+            "| operating point | threshold | set by | reals called AI | fakes caught |",
+            "|---|---|---|---|---|",
+            *(f"| {name} | {p['threshold']:.4f} | {p['rule']} | "
+              f"{share(p['reals_called_fake'])} | {share(p['fakes_caught'])} |"
+              for name, p in points.items())]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable report rendered from the metrics dict (never computed separately)."""
     clean = report["clean"]
@@ -292,6 +310,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Confusion matrix at the bundle threshold: TN {tn}, FP {fp}, FN {fn}, TP {tp} "
         "(FAKE is positive).",
+        *operating_point_lines(report),
         "",
         "## Per source group (file-name prefix)",
         "",
@@ -385,6 +404,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
         f"FAKE recall at 1% / 5% false-positive rate on REAL: {clean['recall_at_1pct_fpr']:.3f}"
         f" / {clean['recall_at_5pct_fpr']:.3f}. Per source (file-name prefix): " + ", ".join(
             f"{g} {row['accuracy']:.3f}" for g, row in clean["per_group"].items()) + ".",
+        *operating_point_lines(report),
     ]
     if "perturbations" in report:
         lines += ["", "## Everyday processing (test split, accuracy / ROC-AUC at the threshold)",
