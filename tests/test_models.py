@@ -115,3 +115,24 @@ def test_pooled_variants_are_the_network_on_a_lower_resolution_image(factor):
                                rtol=1e-4, atol=1e-4)
     with pytest.raises(ModelError, match=f"divisible by {factor}"):
         build_model(f"efficientnet_lite0_pool{factor}", image_size=size + factor // 2)
+
+
+def test_local_residuals_drop_content_and_keep_pixel_relations():
+    """The median residual is 0 on flat and linear areas and keeps an isolated spike; NPR's is 0
+    on a nearest-neighbour 2x upsampled image (a generator's copy of a block) and not on a
+    camera-like one."""
+    from deepfake_detection.models.local import LocalResidual
+
+    ramp = np.tile(np.arange(16, dtype="float32")[None, :, None] * 8, (16, 1, 3))[None]
+    median = LocalResidual("median")
+    assert np.abs(np.asarray(median(ramp))[:, 1:-1, 1:-1]).max() < 1e-4
+    spike = np.full((1, 9, 9, 3), 50, "float32")
+    spike[0, 4, 4] = 200
+    assert np.asarray(median(spike))[0, 4, 4, 0] == pytest.approx(150)
+    small = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype("float32")
+    upsampled = np.repeat(np.repeat(small, 2, axis=1), 2, axis=2)
+    npr = LocalResidual("npr")
+    assert np.abs(np.asarray(npr(upsampled))).max() == 0
+    assert np.abs(np.asarray(npr(small))).max() > 10
+    with pytest.raises(ModelError, match="unknown residual"):
+        LocalResidual("sobel")
