@@ -296,10 +296,11 @@ def test_evaluate_defaults_to_the_detector_predict_would_use(tiny_dataset, tmp_p
     assert "would split this folder between detectors" in err and "native for 1" in err
 
 
-def test_the_strict_operating_point_is_in_every_record(tiny_bundle, folder, tmp_path):
+def test_the_strict_operating_point_is_in_every_record(tiny_bundle, folder, tmp_path, capsys):
     out = tmp_path / "strict.csv"
     assert cli.main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--csv", "-o",
                      str(out), "--operating-point", "strict"]) == 0
+    assert "AI, strict: AI only where <= 1% of validation reals" in capsys.readouterr().err
     rows = list(csv.DictReader(out.open()))
     strict = json.loads((tiny_bundle[1] / "metadata.json").read_text())["operating_points"]
     assert len(rows) == 24 and {r["operating_point"] for r in rows} == {"strict"}

@@ -447,7 +447,9 @@ def _summary(args: argparse.Namespace, scored: tuple[dict[str, int], float],
     failed = counts["error"] + len(unmatched)
     if total == 1 and not failed and not resumed and not not_images:
         return 0  # one image: its result is the whole answer
-    parts = [f"{good} scored ({counts['fake']} AI, {counts['uncertain']} uncertain, "
+    strict = (", strict: AI only where <= 1% of validation reals scored as high"
+              if args.operating_point == "strict" else "")
+    parts = [f"{good} scored ({counts['fake']} AI{strict}, {counts['uncertain']} uncertain, "
              f"{counts['real']} no sign of AI)", f"{failed} failed"]
     if resumed:
         parts.append(f"{resumed} skipped (already in {args.output})")
