@@ -4,6 +4,8 @@ Forward passes only (batch 64 of 256x256 images, random weights: speed does not 
 them), each network timed in turn in this process, so the ratios hold even on a shared machine.
 
     python benchmarks/native_speed.py --out benchmarks/results/native_speed.json
+    python benchmarks/native_speed.py --networks efficientnet_lite0 ferretnet ferretnet_npr \
+        efficientnet_lite0_lpd --out benchmarks/results/native_speed_local.json   # issue #39
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--networks", nargs="+", default=NETWORKS,
+                        help="registered names; the first is the reference of the ratios")
     parser.add_argument("--out", help="write the figures here as JSON")
     args = parser.parse_args()
     rates = {name: images_per_second(name, args.size, args.batch, args.repeats)
-             for name in NETWORKS}
-    base = rates[NETWORKS[0]]
+             for name in args.networks}
+    base = rates[args.networks[0]]
     result = {name: {"img_s": round(rate, 1), "vs_lite0": round(rate / base, 3)}
               for name, rate in rates.items()}
     print(json.dumps(result, indent=2))
