@@ -121,7 +121,7 @@ def test_local_residuals_drop_content_and_keep_pixel_relations():
     """The median residual is 0 on flat and linear areas and keeps an isolated spike; NPR's is 0
     on a nearest-neighbour 2x upsampled image (a generator's copy of a block) and not on a
     camera-like one."""
-    from deepfake_detection.models.local import LocalResidual
+    from deepfake_detection.layers import LocalResidual
 
     ramp = np.tile(np.arange(16, dtype="float32")[None, :, None] * 8, (16, 1, 3))[None]
     median = LocalResidual("median")
@@ -134,5 +134,5 @@ def test_local_residuals_drop_content_and_keep_pixel_relations():
     npr = LocalResidual("npr")
     assert np.abs(np.asarray(npr(upsampled))).max() == 0
     assert np.abs(np.asarray(npr(small))).max() > 10
-    with pytest.raises(ModelError, match="unknown residual"):
+    with pytest.raises(ValueError, match="unknown residual"):
         LocalResidual("sobel")

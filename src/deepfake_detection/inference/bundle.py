@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from scipy.special import expit
 
+from deepfake_detection import layers  # noqa: F401  (registers the custom layers bundles use)
 from deepfake_detection.calibration import Calibration
 from deepfake_detection.errors import DetectionError
 from deepfake_detection.imaging import ImageSpec

@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from deepfake_detection.layers import LocalResidual
 from deepfake_detection.models import (
     HEAD_PREFIX,
     ModelError,
@@ -28,7 +29,6 @@ from deepfake_detection.models import (
     register,
     stage_statistics,
 )
-from deepfake_detection.models.local import LocalResidual
 from deepfake_detection.models.npr import npr_branch
 from deepfake_detection.models.torch_checkpoint import load_state_dict
 

@@ -24,41 +24,14 @@ from pathlib import Path
 
 import keras
 
+from deepfake_detection.layers import LocalResidual
 from deepfake_detection.models import ModelError, classification_head, register
 
-RESIDUALS = ("median", "npr")
 # FerretNet's width is 96 (1.1M parameters); at 48 (0.25M) it scores 256 px crops at half the
 # native detector's speed on this CPU, at 96 at a quarter (measured beside each other, batch 32).
 WIDTH = 48
 # A residual of 0..255 pixels rarely exceeds +-30; this brings it near unit scale.
 RESIDUAL_SCALE = 1 / 32
-
-
-@keras.saving.register_keras_serializable(package="deepfake_detection")
-class LocalResidual(keras.layers.Layer):
-    """0..255 pixels -> a fixed residual of the same shape (see the module docstring)."""
-
-    def __init__(self, kind: str = "median", **kwargs):
-        super().__init__(**kwargs)
-        if kind not in RESIDUALS:
-            raise ModelError(f"unknown residual {kind!r}; choose from {RESIDUALS}")
-        self.kind = kind
-
-    def call(self, x):
-        ops = keras.ops
-        if self.kind == "npr":
-            corner = x[:, ::2, ::2, :]
-            up = ops.repeat(ops.repeat(corner, 2, axis=1), 2, axis=2)
-            return x - up[:, : ops.shape(x)[1], : ops.shape(x)[2], :]
-        height, width = ops.shape(x)[1], ops.shape(x)[2]
-        padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
-        neighbours = [padded[:, r:r + height, c:c + width, :]
-                      for r in range(3) for c in range(3) if (r, c) != (1, 1)]
-        ranked = ops.sort(ops.stack(neighbours, axis=-1), axis=-1)
-        return x - (ranked[..., 3] + ranked[..., 4]) / 2  # median of 8: mean of the middle two
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "kind": self.kind}
 
 
 def _bn_relu(x, name: str, relu: bool = True):
