@@ -245,10 +245,11 @@ HEADS = {"gap": "GAP, ",
          "pool2": "2x2 average pooling of the input in front (the network sees half the "
                   "resolution, for a quarter of the cost), GAP, ",
          # A sixteenth of the cost, and an attacker's budget spread over 16x fewer inputs.
-         # The cheaper local-artifact variant (models.local): content mostly removed first.
-         "lpd": "the 8-neighbour median residual (FerretNet's) as its input, GAP, ",
          "pool4": "4x4 average pooling of the input in front (the network sees a quarter of "
-                  "the resolution, for a sixteenth of the cost), GAP, "}
+                  "the resolution, for a sixteenth of the cost), GAP, ",
+         # The cheaper local-artifact variant (models.local): content mostly removed first;
+         # 0.46x the throughput of the plain network (benchmarks/results/native_speed_local.json).
+         "lpd": "the 8-neighbour median residual (FerretNet's) as its input, GAP, "}
 # Variants that average-pool their input before the network, by factor.
 INPUT_POOLS = {"pool2": 2, "pool4": 4}
 

@@ -27,8 +27,9 @@ import keras
 from deepfake_detection.layers import LocalResidual
 from deepfake_detection.models import ModelError, classification_head, register
 
-# FerretNet's width is 96 (1.1M parameters); at 48 (0.25M) it scores 256 px crops at half the
-# native detector's speed on this CPU, at 96 at a quarter (measured beside each other, batch 32).
+# FerretNet's width is 96 (1.1M parameters); at 48 (0.25M) it scores 256 px crops at 0.49x the
+# native network's speed on this CPU (benchmarks/results/native_speed_local.json), at 96 at
+# about a quarter (a first side-by-side timing, batch 32).
 WIDTH = 48
 # A residual of 0..255 pixels rarely exceeds +-30; this brings it near unit scale.
 RESIDUAL_SCALE = 1 / 32
