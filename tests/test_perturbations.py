@@ -64,6 +64,30 @@ def test_training_fits_a_temperature_and_recalibration_keeps_decisions(tiny_bund
     assert np.array_equal(p0 >= before.threshold, p1 >= after.threshold)
 
 
+def test_recalibration_keeps_the_strict_decisions_too(tiny_bundle, tmp_path):
+    """A bundle saved with another temperature, recalibrated: the strict threshold is mapped
+    through the new temperature like the balanced one, so it decides as before."""
+    import json
+
+    root, model = tiny_bundle
+    copy = tmp_path / "bundle"
+    shutil.copytree(model, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["calibration"]["temperature"] *= 1.5
+    meta["operating_points"]["strict"]["value"] = 0.9999995  # above the balanced threshold
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    before = Detector.load(copy, operating_point="strict")
+    recalibrate(copy)
+    after = Detector.load(copy, operating_point="strict")
+    assert after.temperature != pytest.approx(before.temperature)
+    assert after.threshold == pytest.approx(after.calibration.map_threshold(
+        0.9999995, before.calibration), abs=1e-12) and after.threshold != 0.9999995
+    images = np.stack([before.prepare(p)[0] for p in sorted((root / "data" / "test")
+                                                             .rglob("*.png"))])
+    p0, p1 = before.probabilities(images), after.probabilities(images)
+    assert np.array_equal(p0 >= before.threshold, p1 >= after.threshold)
+
+
 def test_comparison_plot_has_a_panel_per_family(tmp_path):
     from PIL import Image
 

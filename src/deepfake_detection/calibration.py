@@ -70,5 +70,7 @@ class Calibration:
 
     def map_threshold(self, threshold: float, previous: Calibration) -> float:
         """The threshold on this calibration's scale that makes the decisions `threshold` made
-        under `previous` (the same raw decision logit)."""
-        return float(self.apply(previous.undo(threshold)))
+        under `previous` (the same raw decision logit), kept strictly inside (0, 1) as bundles
+        require."""
+        return float(np.clip(self.apply(previous.undo(threshold)), np.nextafter(0.0, 1.0),
+                             np.nextafter(1.0, 0.0)))

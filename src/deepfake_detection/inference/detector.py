@@ -104,8 +104,8 @@ class Detector:
             family (or "unknown"; see `deepfake_detection.inference.attribution`).
         operating_point: str. `balanced` (the bundle's threshold, both kinds of error weighed
             equally) or `strict`: `fake` only from the threshold that called at most 1% of
-            the validation reals AI (`real` verdicts stay those of `balanced`). Defaults to
-            `balanced`.
+            the validation reals AI, and never below the balanced one (`real` verdicts stay
+            those of `balanced`). Defaults to `balanced`.
     """
 
     def __init__(self, saved: bundle.Bundle, uncertain_margin: float = 0.1,
@@ -150,7 +150,9 @@ class Detector:
         if name not in OPERATING_POINTS:
             raise bundle.BundleError(f"unknown operating point {name!r}; choose "
                                      f"{', '.join(OPERATING_POINTS)}")
-        self.operating_point, self.threshold = name, self.bundle.operating_point(name)
+        # Never below the balanced threshold: strict calls fewer images AI, not more.
+        self.operating_point = name
+        self.threshold = max(self.bundle.operating_point(name), self.bundle.threshold)
 
     def at(self, operating_point: str) -> Detector:
         """This detector (the same loaded model) deciding at another operating point."""

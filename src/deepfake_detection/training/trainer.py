@@ -613,9 +613,10 @@ def recalibrate(bundle_dir: str | Path) -> dict[str, Any]:
     logits = predict_logits(saved.model, data.make_dataset(val_files.paths, None, saved.spec,
                                                            config.batch_size))
     calibration = Calibration.fit(val_files.labels, logits)
-    threshold = saved.metadata["threshold"]
-    threshold["value"] = calibration.map_threshold(threshold["value"], saved.calibration)
-    threshold["rule"] += " (mapped through the fitted temperature)"
+    for threshold in [saved.metadata["threshold"],
+                      *(saved.metadata.get("operating_points") or {}).values()]:
+        threshold["value"] = calibration.map_threshold(threshold["value"], saved.calibration)
+        threshold["rule"] += " (mapped through the fitted temperature)"
     saved.metadata["calibration"] = calibration.to_dict()
     saved.write_metadata()
     return saved.metadata
