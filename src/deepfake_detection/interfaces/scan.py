@@ -64,7 +64,8 @@ def scan(paths: Sequence[str], output: str | Path, model: str | None = None,
         address: Ray cluster address (`auto`, `ray://host:10001`); None starts a local Ray.
         options: the Detector's options (`uncertain_margin`, `operating_point`).
 
-    (Seven parameters: one per `deepfake-detection scan` option, each independent.)
+    (Seven parameters: the `deepfake-detection scan` options; the Detector's travel together
+    in `options`.)
 
     Returns:
         Counts per verdict, errors, images/s, seconds, and the `unmatched` inputs (named
