@@ -24,22 +24,19 @@ import numpy as np
 
 from deepfake_detection import families as fam
 from deepfake_detection.imaging import load_rgb
+from deepfake_detection.layers import RESIDUALS, LocalResidual
 from deepfake_detection.training.data import group_of, load_split, stratified_split
 
 RESULTS = Path(__file__).parent / "results"
 BINS = np.arange(-6.5, 7.5)  # residual histogram: integers -6..6
+_RESIDUALS = {kind: LocalResidual(kind) for kind in RESIDUALS}
 
 
 def residuals(rgb: np.ndarray) -> dict[str, np.ndarray]:
-    """The median residual and NPR's, as numpy arrays (H x W x 3, float)."""
-    x = rgb.astype(np.float32)
-    pad = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="reflect")
-    h, w = x.shape[:2]
-    neighbours = np.stack([pad[r:r + h, c:c + w] for r in range(3) for c in range(3)
-                           if (r, c) != (1, 1)], axis=-1)
-    median = x - np.median(neighbours, axis=-1)
-    corner = np.repeat(np.repeat(x[::2, ::2], 2, axis=0), 2, axis=1)[:h, :w]
-    return {"median": median, "npr": x - corner}
+    """The median residual and NPR's (`layers.LocalResidual`, what the networks read), as
+    numpy arrays (H x W x 3, float)."""
+    batch = rgb[None].astype(np.float32)
+    return {kind: np.asarray(layer(batch))[0] for kind, layer in _RESIDUALS.items()}
 
 
 def features(path: str) -> np.ndarray:

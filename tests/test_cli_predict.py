@@ -256,6 +256,10 @@ def test_evaluate_counts_the_verdicts_predict_gives(tiny_bundle, tmp_path, capsy
     low, high = report["clean"]["intervals"]["roc_auc"]
     assert low <= report["clean"]["roc_auc"] <= high
     strict = report["operating_points"]["strict"]
+    meta = json.loads((bundle_dir / "metadata.json").read_text())
+    # the threshold predict uses at the strict point: never below the balanced one
+    assert strict["threshold"] == max(meta["operating_points"]["strict"]["value"],
+                                      meta["threshold"]["value"])
     reals = [r["prob_fake"] for r in said if "/REAL/" in r["source"]]
     assert strict["reals_called_fake"] == sum(p >= strict["threshold"] for p in reals) / 12
     text = (out / "report.md").read_text()

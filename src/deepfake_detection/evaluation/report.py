@@ -177,16 +177,22 @@ def _clean_report(detector: Detector, scored: dict[str, Any], split_dir: Path) -
 
 def operating_points(detector: Detector, labels: np.ndarray, probs: np.ndarray) -> dict:
     """Each operating point the bundle has, set on validation, read on this data: the share of
-    reals it calls AI and of fakes it catches (FAKE when `prob >= threshold`)."""
-    points = {"balanced": detector.metadata.get("threshold") or {"value": 0.5, "rule": "0.5"},
+    reals it calls AI and of fakes it catches (FAKE when `prob >= threshold`), at the threshold
+    the Detector uses for it (`Bundle.operating_point`)."""
+    points = {"balanced": detector.metadata.get("threshold") or {"rule": "0.5"},
               **(detector.metadata.get("operating_points") or {})}
     reals, fakes = probs[labels == 0], probs[labels == 1]
-    return {name: {"threshold": float(point["value"]), "rule": point.get("rule", ""),
-                   "reals_called_fake": float((reals >= point["value"]).mean()) if len(reals)
-                   else None,
-                   "fakes_caught": float((fakes >= point["value"]).mean()) if len(fakes)
-                   else None}
-            for name, point in points.items()}
+
+    def share(scores: np.ndarray, threshold: float) -> float | None:
+        return float((scores >= threshold).mean()) if len(scores) else None
+
+    result = {}
+    for name, point in points.items():
+        threshold = detector.bundle.operating_point(name)
+        result[name] = {"threshold": threshold, "rule": point.get("rule", ""),
+                        "reals_called_fake": share(reals, threshold),
+                        "fakes_caught": share(fakes, threshold)}
+    return result
 
 
 def _write_misclassified(scored: dict[str, Any], threshold: float, path: Path) -> None:

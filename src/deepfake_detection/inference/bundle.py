@@ -254,7 +254,8 @@ class Bundle:
 
     def operating_point(self, name: str) -> float:
         """The threshold of a named operating point (`balanced`: the bundle's threshold;
-        `strict`: at most 1% of validation reals called AI, where the bundle has it)."""
+        `strict`: at most 1% of validation reals called AI, where the bundle has it, and never
+        below the balanced one: strict calls fewer images AI, not more)."""
         if name == "balanced":
             return self.threshold
         points = self.metadata.get("operating_points") or {}
@@ -263,7 +264,7 @@ class Bundle:
                               f"(it has balanced{''.join(', ' + n for n in points)}); add it "
                               f"with `deepfake-detection operating-points --model "
                               f"{self.folder}`")
-        return float(points[name]["value"])
+        return max(float(points[name]["value"]), self.threshold)
 
     @property
     def calibration(self) -> Calibration:

@@ -150,9 +150,7 @@ class Detector:
         if name not in OPERATING_POINTS:
             raise bundle.BundleError(f"unknown operating point {name!r}; choose "
                                      f"{', '.join(OPERATING_POINTS)}")
-        # Never below the balanced threshold: strict calls fewer images AI, not more.
-        self.operating_point = name
-        self.threshold = max(self.bundle.operating_point(name), self.bundle.threshold)
+        self.operating_point, self.threshold = name, self.bundle.operating_point(name)
 
     def at(self, operating_point: str) -> Detector:
         """This detector (the same loaded model) deciding at another operating point."""

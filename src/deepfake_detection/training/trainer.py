@@ -588,15 +588,15 @@ def _save(model, out: Path, metadata: dict, history: dict, run: Run,
             log.info("exported %s", path)
 
 
-def _bundle_splits(bundle_dir: str | Path):
+def _bundle_splits(bundle_dir: str | Path, classes: tuple[str, ...] = data.CLASS_NAMES):
     """(bundle, config, train files, validation files) of a saved bundle: the split rebuilt
-    from its config (same data, seed and fraction), refused unless its validation counts match
-    the ones the bundle recorded."""
+    from its config (same data, seed and fraction), refused unless its validation counts of
+    `classes` match the ones the bundle recorded."""
     saved = bundle.Bundle.load(bundle_dir)
     config = TrainConfig.from_dict(saved.config)
     train_files, val_files, _ = _resolve_splits(config)
     recorded = saved.metadata["data"]["validation"]
-    if val_files.counts() != recorded:
+    if any(val_files.counts()[name] != recorded[name] for name in classes):
         raise data.DataError(f"validation split {val_files.counts()} differs from the one the "
                              f"bundle recorded {recorded}; data changed?")
     return saved, config, train_files, val_files
@@ -629,14 +629,8 @@ def fit_operating_points(bundle_dir: str | Path) -> dict[str, Any]:
     side (`data.stratified_split`), so fakes added to the data since do not move it; it is
     refused unless its count matches the recorded one.
     """
-    saved = bundle.Bundle.load(bundle_dir)
-    config = TrainConfig.from_dict(saved.config)
-    _, val_files, _ = _resolve_splits(config)
-    recorded = saved.metadata["data"]["validation"]
-    found = val_files.counts()
-    if found["REAL"] != recorded["REAL"]:
-        raise data.DataError(f"validation REAL images: {found['REAL']}, the bundle recorded "
-                             f"{recorded['REAL']}; data changed?")
+    saved, config, _, val_files = _bundle_splits(bundle_dir, classes=("REAL",))
+    recorded, found = saved.metadata["data"]["validation"], val_files.counts()
     logits = predict_logits(saved.model, data.make_dataset(val_files.paths, None, saved.spec,
                                                            config.batch_size))
     strict = strict_threshold(val_files.labels, saved.calibration.apply(logits))
