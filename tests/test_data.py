@@ -182,3 +182,47 @@ def test_noise_augmentation_adds_seeded_noise_up_to_its_sigma():
     assert len({round(s, 2) for s in spreads}) > 1
     assert all(np.array_equal(o, np.round(o)) for o in outs)  # whole 8-bit levels
     np.testing.assert_array_equal(fn(flat, (3, 0)).numpy(), outs[0])
+
+
+def test_safe_rotation_moves_pixels_without_new_values_and_blackens_corners():
+    """Nearest-neighbour rotation about the centre (SAFE): every output pixel is an input
+    pixel or the black fill; no angle drawn leaves the image as it was."""
+    import tensorflow as tf
+
+    image = np.random.default_rng(3).integers(1, 256, (32, 32, 3)).astype(np.float32)
+    fn = data.Augmentation(rotate_p=1.0, rotate_max=180.0).image_fn()
+    outs = [fn(tf.constant(image), (5, i)).numpy() for i in range(6)]
+    values = set(image.ravel().tolist()) | {0.0}
+    assert all(set(o.ravel().tolist()) <= values for o in outs)
+    assert sum((o[0, 0] == 0).all() for o in outs) >= 3  # most angles leave a black corner
+    exact = data.Augmentation(rotate_p=1.0, rotate_max=0.0).image_fn()
+    np.testing.assert_array_equal(exact(tf.constant(image), (1, 1)).numpy(), image)
+
+
+def test_safe_colour_jitter_changes_levels_within_range_and_is_seeded():
+    import tensorflow as tf
+
+    image = tf.constant(np.random.default_rng(4).uniform(0, 255, (16, 16, 3)), tf.float32)
+    fn = data.Augmentation(color_p=1.0, color_strength=0.5).image_fn()
+    outs = [fn(image, (2, i)).numpy() for i in range(6)]
+    assert all(o.min() >= 0 and o.max() <= 255 for o in outs)
+    assert len({round(float(o.mean()), 2) for o in outs}) == 6  # brightness drawn per seed
+    np.testing.assert_array_equal(fn(image, (2, 0)).numpy(), outs[0])
+    still = data.Augmentation(color_p=1.0, color_strength=0.0).image_fn()
+    np.testing.assert_allclose(still(image, (2, 0)).numpy(), image.numpy(), atol=1e-3)
+
+
+def test_safe_mask_blacks_out_whole_grid_cells_and_leaves_the_rest():
+    import tensorflow as tf
+
+    image = np.random.default_rng(5).integers(1, 256, (64, 48, 3)).astype(np.float32)
+    fn = data.Augmentation(mask_p=1.0, mask_max=0.75, mask_patch=16).image_fn()
+    shares = []
+    for i in range(8):
+        out = fn(tf.constant(image), (9, i)).numpy()
+        black = (out == 0).all(axis=-1)
+        cells = black.reshape(4, 16, 3, 16).transpose(0, 2, 1, 3).reshape(12, -1)
+        assert all(c.all() or not c.any() for c in cells)  # a cell is masked whole or not
+        np.testing.assert_array_equal(out[~black], image[~black])
+        shares.append(black.mean())
+    assert max(shares) > 0 and max(shares) <= 0.75 + 0.25 and len(set(shares)) > 1

@@ -157,6 +157,11 @@ class TrainConfig:
             augment_noise_max] /255 (before blur and JPEG): a noise filter is the cheapest way
             to launder a fake.
         augment_noise_max: float. Largest noise sigma drawn, in /255.
+        augment_rotate, augment_color, augment_mask: float. Probabilities of SAFE's transforms
+            (Li et al., KDD 2025; `data.Augmentation`): a rotation by up to
+            augment_rotate_max degrees, brightness/contrast/saturation jitter of
+            augment_color_strength, and up to augment_mask_max of the 16-pixel cells blacked
+            out.
         phases: list of PhaseConfig. Applied in order by `training.train`.
         weight_decay: float. Decoupled weight decay (AdamW style) for every phase; 0 = off.
         ema_momentum: float. Keep an exponential moving average of the weights and end each
@@ -227,6 +232,12 @@ class TrainConfig:
     augment_zoom_min: float = 0.6
     augment_noise: float = 0.0
     augment_noise_max: float = 16.0
+    augment_rotate: float = 0.0
+    augment_rotate_max: float = 180.0
+    augment_color: float = 0.0
+    augment_color_strength: float = 0.5
+    augment_mask: float = 0.0
+    augment_mask_max: float = 0.75
     phases: list[PhaseConfig] = field(default_factory=default_phases)
     weight_decay: float = 0.0
     ema_momentum: float = 0.0
@@ -303,6 +314,9 @@ RANGES = {
     "augment_rescale_min": Range(0, 1, low_open=True), "augment_crop": COUNT,
     "augment_zoom": PROBABILITY, "augment_zoom_min": Range(0, 1, low_open=True),
     "augment_noise": PROBABILITY, "augment_noise_max": Range(0, 255),
+    "augment_rotate": PROBABILITY, "augment_rotate_max": Range(0, 180),
+    "augment_color": PROBABILITY, "augment_color_strength": Range(0, 1),
+    "augment_mask": PROBABILITY, "augment_mask_max": PROBABILITY,
     "weight_decay": COUNT,
     "ema_momentum": Range(0, 1, high_open=True), "early_stopping_patience": COUNT,
     "reduce_lr_patience": COUNT, "reduce_lr_factor": Range(0, 1, True, True), "min_lr": COUNT,

@@ -311,6 +311,15 @@ class Augmentation:
             /255), before blur and JPEG: a free noise filter is the cheapest way to launder a
             fake, and a high-ISO photo is noisy too.
         noise_max: float. Largest noise sigma drawn, in /255.
+        rotate_p, rotate_max: SAFE's transforms (Li et al., KDD 2025), which teach a detector
+            that where and how strongly a trace shows is no evidence: with probability
+            rotate_p a rotation by ~ U[-rotate_max, rotate_max] degrees (nearest neighbour,
+            black corners, as torchvision's RandomRotation) ...
+        color_p, color_strength: ... with probability color_p brightness, contrast and
+            saturation each scaled by ~ U[1 - strength, 1 + strength] (ColorJitter) ...
+        mask_p, mask_max, mask_patch: ... and with probability mask_p a share ~ U[0,
+            mask_max] of the mask_patch-pixel grid cells blacked out (RandomMask), so that no
+            one region has to carry the verdict. All three come last, on keys of their own.
     """
 
     flip: bool = False
@@ -325,11 +334,19 @@ class Augmentation:
     zoom_min: float = 0.6
     noise_p: float = 0.0
     noise_max: float = 16.0
+    rotate_p: float = 0.0
+    rotate_max: float = 180.0
+    color_p: float = 0.0
+    color_strength: float = 0.5
+    mask_p: float = 0.0
+    mask_max: float = 0.75
+    mask_patch: int = 16
 
     @property
     def active(self) -> bool:
         return (self.flip or self.shift > 0 or self.blur_jpeg_p > 0 or self.rescale_p > 0
-                or self.crop > 0 or self.zoom_p > 0 or self.noise_p > 0)
+                or self.crop > 0 or self.zoom_p > 0 or self.noise_p > 0 or self.rotate_p > 0
+                or self.color_p > 0 or self.mask_p > 0)
 
     def image_fn(self):
         """A tf function `(HxWx3 float image, seed of shape [2]) -> image`: every random choice
@@ -376,6 +393,8 @@ class Augmentation:
             sigma = draw(keys, 10, 0.0, self.noise_max)
             return image + sigma * tf.random.stateless_normal(tf.shape(image), keys[11])
 
+        safe = self._safe_fn()
+
         def apply(image, seed):
             keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 13)
             if self.crop:
@@ -403,8 +422,61 @@ class Augmentation:
                     image = jpeg(image, keys)
             if self.flip and draw(keys, 8) < 0.5:
                 image = tf.reverse(image, axis=[1])
-            image = tf.clip_by_value(image, 0.0, 255.0)
+            image = tf.clip_by_value(safe(image, seed), 0.0, 255.0)
             return tf.ensure_shape(image, (None, None, 3))
+
+        return apply
+
+    def _safe_fn(self):
+        """SAFE's rotation, colour jitter and patch mask: `(image, seed) -> image`, each draw
+        from keys folded out of the seed apart from the other transforms' keys."""
+        import tensorflow as tf
+
+        def draw(keys, i, low=0.0, high=1.0):
+            return tf.random.stateless_uniform((), keys[i], low, high)
+
+        def rotate(image, keys):
+            angle = draw(keys, 1, -self.rotate_max, self.rotate_max) * (np.pi / 180)
+            size = tf.cast(tf.shape(image)[:2], tf.float32)
+            cy, cx = (size[0] - 1) / 2, (size[1] - 1) / 2
+            cos, sin = tf.cos(angle), tf.sin(angle)
+            # Output pixel (x, y) reads input (cos x - sin y + a, sin x + cos y + b).
+            matrix = tf.stack([cos, -sin, cx - cos * cx + sin * cy,
+                               sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0])
+            return tf.raw_ops.ImageProjectiveTransformV3(
+                images=image[None], transforms=matrix[None], output_shape=tf.shape(image)[:2],
+                fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")[0]
+
+        def color(image, keys):
+            low, high = 1 - self.color_strength, 1 + self.color_strength
+            image = image * draw(keys, 3, low, high)
+            gray = tf.image.rgb_to_grayscale(image)
+            image = (image - tf.reduce_mean(gray)) * draw(keys, 4, low, high) + tf.reduce_mean(
+                gray)
+            image = tf.clip_by_value(image, 0.0, 255.0)
+            gray = tf.image.rgb_to_grayscale(image)
+            return gray + (image - gray) * draw(keys, 5, low, high)
+
+        def mask(image, keys):
+            cells = -(-tf.shape(image)[:2] // self.mask_patch)
+            share = draw(keys, 7, 0.0, self.mask_max)
+            keep = tf.random.stateless_uniform(cells, keys[8]) >= share
+            keep = tf.repeat(tf.repeat(keep, self.mask_patch, 0), self.mask_patch, 1)
+            keep = keep[:tf.shape(image)[0], :tf.shape(image)[1], None]
+            return image * tf.cast(keep, image.dtype)
+
+        def apply(image, seed):
+            if not (self.rotate_p or self.color_p or self.mask_p):
+                return image
+            keys = tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 14), 9)
+            if self.rotate_p and draw(keys, 0) < self.rotate_p:
+                image = rotate(image, keys)
+            if self.color_p and draw(keys, 2) < self.color_p:
+                image = tf.clip_by_value(color(image, keys), 0.0, 255.0)
+            if self.mask_p and draw(keys, 6) < self.mask_p:
+                image = mask(image, keys)
+            return image
 
         return apply
 

@@ -49,7 +49,12 @@ def augmentation(config: TrainConfig) -> data.Augmentation:
                              crop=config.augment_crop,
                              zoom_p=config.augment_zoom, zoom_min=config.augment_zoom_min,
                              noise_p=config.augment_noise,
-                             noise_max=config.augment_noise_max)
+                             noise_max=config.augment_noise_max,
+                             rotate_p=config.augment_rotate,
+                             rotate_max=config.augment_rotate_max,
+                             color_p=config.augment_color,
+                             color_strength=config.augment_color_strength,
+                             mask_p=config.augment_mask, mask_max=config.augment_mask_max)
 
 
 def learning_rate(phase: PhaseConfig, steps_per_epoch: int):
