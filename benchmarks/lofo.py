@@ -10,7 +10,7 @@ a family whose result file exists is not trained again.
     python benchmarks/lofo.py                            # the rest, then the table
     python benchmarks/lofo.py --tag probe --probe efficientnet_lite0   # frozen features
     python benchmarks/lofo.py --tag local --recipe local --families gan_faces  # FerretNet-style
-    python benchmarks/lofo.py --tag local --recipe local --families gan_faces   # FerretNet-style
+    python benchmarks/lofo.py --tag native_lpd --fuse-with lpd --families gemini  # two networks
 
 `--probe ARCH` asks the same question of a linear probe on frozen ImageNet features (every
 stage's channel mean and RMS, `deepfake_detection.training.probe`): Ojha et al. (CVPR 2023)
@@ -18,6 +18,8 @@ found features never tuned to the training generators generalise better to new o
 network fine-tuned on them. Features are extracted once; each family is then a refit.
 `--fuse ARCH` measures what `deepfake-detection fuse-probe` ships: each family's plain-recipe
 bundle (trained first if missing) averaged with such a probe fitted without the family.
+`--fuse-with TAG` measures `deepfake-detection fuse-networks`: each family's plain-recipe bundle
+and the variant TAG's bundle of the same family (run it first), their calibrated logits averaged.
 
 Families group the sources by how the images were made (the architecture and its decoder), so
 that holding one out removes every close relative: a held-out SD 1.5 would be no test while SD
@@ -67,6 +69,18 @@ def fused(family: str, data: str, runs: Path, arch: str, tag: str) -> Path:
         base = train(family, data, runs / "native", [])
         subprocess.run([sys.executable, "-m", "deepfake_detection", "fuse-probe", "--model",
                         str(base), "--out", str(out), "--arch", arch, "--force"], check=True)
+    return out
+
+
+def fused_networks(family: str, data: str, runs: Path, second: str, tag: str) -> Path:
+    """The plain-recipe bundle without the family fused with variant `second`'s bundle without
+    it (`fuse-networks`)."""
+    out = runs / tag / family
+    if not (out / "metadata.json").is_file():
+        base = train(family, data, runs / "native", [])
+        subprocess.run([sys.executable, "-m", "deepfake_detection", "fuse-networks", "--model",
+                        str(base), "--with", str(runs / second / family), "--out", str(out),
+                        "--force"], check=True)
     return out
 
 
@@ -195,6 +209,9 @@ def main() -> None:
     parser.add_argument("--fuse", metavar="ARCH",
                         help="the plain recipe fused with a trace probe on this network "
                              "(`fuse-probe`)")
+    parser.add_argument("--fuse-with", metavar="TAG",
+                        help="the plain recipe fused with variant TAG's network "
+                             "(`fuse-networks`; TAG's bundles must exist)")
     parser.add_argument("--probe-parts", nargs="+", metavar="PART",
                         help="the probe reads only these (stage0 ... stage6, top); default all")
     args = parser.parse_args()
@@ -214,6 +231,10 @@ def main() -> None:
                     feats = {k: (p, y, x[:, columns]) for k, (p, y, x) in feats.items()}
             record = score_probe(feats, family)
             record["schedule"] += f" of {args.probe}: {' '.join(args.probe_parts or ['all'])}"
+        elif args.fuse_with:
+            bundle = fused_networks(family, args.data, Path(args.runs), args.fuse_with, args.tag)
+            record = score(bundle, family, args.data)
+            record["schedule"] += f", then fuse-networks with {args.fuse_with}"
         elif args.fuse:
             bundle = fused(family, args.data, Path(args.runs), args.fuse, args.tag)
             record = score(bundle, family, args.data)

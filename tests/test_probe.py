@@ -99,3 +99,59 @@ def test_fuse_probe_refuses_its_own_folder_and_robust_bundles(tiny_bundle, tmp_p
     (robust / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ConfigError, match="threat model"):
         fuse_probe(robust, tmp_path / "fused")
+
+
+def test_fuse_logits_is_the_weighted_sum_and_reloads(parts, tmp_path):
+    from deepfake_detection.models import fuse_logits
+
+    model, _, _, x = parts
+    keras.utils.set_random_seed(1)
+    other = build_model("efficientnet_lite0_lpd", image_size=SIZE, weights="none")
+    fused = fuse_logits(model, other, [0.25, 2.0])
+    expected = 0.25 * np.asarray(model(x))[:, 0] + 2.0 * np.asarray(other(x))[:, 0]
+    np.testing.assert_allclose(np.asarray(fused(x))[:, 0], expected, rtol=1e-3, atol=1e-3)
+    assert fused.get_layer("stage0_block0_out") is model.get_layer("stage0_block0_out")
+    fused.save(tmp_path / "both.keras")  # the residual layer inside the nested network too
+    again = keras.models.load_model(tmp_path / "both.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(fused(x)), rtol=1e-4, atol=1e-4)
+
+
+def test_fuse_networks_averages_calibrated_logits_and_refuses_other_splits(tiny_bundle,
+                                                                          tmp_path):
+    """A bundle fused with itself gives its own calibrated logit: the weights undo each
+    temperature before the new one is fitted on the same validation split. Another split is
+    refused."""
+    import json
+    import shutil
+
+    from deepfake_detection.inference.detector import Detector
+    from deepfake_detection.interfaces.cli import _reproduce
+    from deepfake_detection.training.config import ConfigError
+    from deepfake_detection.training.trainer import fuse_networks
+
+    source = tiny_bundle[1]
+    out = tmp_path / "fused"
+    metadata = fuse_networks(source, source, out, weight=0.5)
+    temperature = Detector.load(source).bundle.calibration.temperature
+    detector = Detector.load(out)
+    weights = detector.model.get_layer("fused_logit").get_weights()[0].ravel()
+    np.testing.assert_allclose(weights, [0.5 / temperature] * 2, rtol=1e-6)
+    assert metadata["fused_with"]["weight"] == 0.5 and (out / "novelty.npz").is_file()
+    assert (out / "second_config.json").is_file()
+    alone = Detector.load(source)
+    x = np.random.default_rng(0).uniform(0, 255, (6, alone.bundle.spec.size,
+                                                   alone.bundle.spec.size, 3)).astype("f4")
+    np.testing.assert_allclose(detector.logits(x), alone.logits(x) / temperature, rtol=1e-4,
+                               atol=1e-4)
+    assert "fuse-networks --model runs/fused-first --with runs/fused-second" in _reproduce(out)
+    with pytest.raises(ConfigError, match="already holds a bundle"):
+        fuse_networks(source, source, out)
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        fuse_networks(source, source, tmp_path / "x", weight=2.0)
+    other = tmp_path / "other"
+    shutil.copytree(source, other)
+    metadata = json.loads((other / "metadata.json").read_text())
+    metadata["config"]["seed"] += 1  # another validation split, same counts
+    (other / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ConfigError, match="validation split"):
+        fuse_networks(source, other, tmp_path / "y")

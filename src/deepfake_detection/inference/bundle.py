@@ -28,6 +28,8 @@ MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
+# A bundle fusing two networks (`fuse-networks`) keeps the second one's training config here.
+SECOND_CONFIG_FILE = "second_config.json"
 CARD_FILE = "model_card.md"
 RELOAD_TOLERANCE = 1e-5
 
@@ -299,8 +301,8 @@ class Bundle:
         _write_json(self.folder / METADATA_FILE, self.metadata)
 
     def write_json(self, name: str, value: Any) -> Path:
-        """`config.json` or `history.json` beside the model."""
-        if name not in (CONFIG_FILE, HISTORY_FILE):
+        """`config.json`, `history.json` or `second_config.json` beside the model."""
+        if name not in (CONFIG_FILE, HISTORY_FILE, SECOND_CONFIG_FILE):
             raise ValueError(f"{name} is not a bundle file")
         path = self.folder / name
         path.write_text(json.dumps(value, indent=2, default=str))

@@ -195,6 +195,18 @@ def cmd_fuse_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuse_networks(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from deepfake_detection.inference.detectors import resolve
+    from deepfake_detection.training.trainer import fuse_networks
+
+    metadata = fuse_networks(resolve(args.model), resolve(args.second), args.out, args.weight,
+                             args.force)
+    print(f"wrote {args.out}: threshold {metadata['threshold']['value']:.4f}, validation "
+          f"ROC-AUC {metadata['validation_metrics']['roc_auc']:.4f}")
+    return 0
+
+
 def _evaluate(model: Path | str | None, data_dir: str, out: Path, batch_size: int,
               parts: Parts | None = None) -> dict:
     """Evaluate (with the bundle's training history) and print the headline figures; returns
@@ -308,16 +320,23 @@ def _auto_choice(data_dir: str) -> str:
 
 def _reproduce(folder: Path) -> str:
     """The commands that rebuild a bundle: train from its saved config, then the novelty fit,
-    or for a fused bundle the fuse-probe step (which fits novelty itself)."""
-    from deepfake_detection.inference.bundle import CONFIG_FILE, Bundle
+    or for a fused bundle the fuse-probe or fuse-networks step (which fits novelty itself)."""
+    from deepfake_detection.inference.bundle import CONFIG_FILE, SECOND_CONFIG_FILE, Bundle
 
     config = os.path.relpath(folder / CONFIG_FILE)  # the card travels with the repository
     run = f"runs/{folder.name}"
-    probe = Bundle.open(folder).metadata.get("trace_probe")
+    metadata = Bundle.open(folder).metadata
+    probe, second = metadata.get("trace_probe"), metadata.get("fused_with")
     if probe:
         return (f"deepfake-detection train --config {config} --out {run}-base && "
                 f"deepfake-detection fuse-probe --model {run}-base --out {run} --arch "
                 f"{probe['arch']} --weight {probe['weight']}")
+    if second:
+        return (f"deepfake-detection train --config {config} --out {run}-first && "
+                f"deepfake-detection train --config "
+                f"{os.path.relpath(folder / SECOND_CONFIG_FILE)} --out {run}-second && "
+                f"deepfake-detection fuse-networks --model {run}-first --with {run}-second "
+                f"--out {run} --weight {second['weight']}")
     novelty = (f" && deepfake-detection novelty --model {run}"
                if (folder / "novelty.npz").is_file() else "")
     head = Bundle.open(folder).metadata.get("family_head")
@@ -659,7 +678,8 @@ def _add_evaluate_command(sub) -> None:
 
 
 def _add_bundle_commands(sub) -> None:
-    """Commands that update or convert a bundle: calibrate, novelty, fuse-probe, export, models."""
+    """Commands that update or convert a bundle: calibrate, novelty, fuse-probe, fuse-networks,
+    export, models."""
     calibrate = sub.add_parser("calibrate", help="fit temperature scaling for a bundle on its "
                                "own validation split (decisions unchanged)")
     calibrate.add_argument("--model", required=True, help="bundle folder to update")
@@ -695,6 +715,18 @@ def _add_bundle_commands(sub) -> None:
     fuse.add_argument("--weight", type=float, default=0.5, help="the probe's share of the logit")
     fuse.add_argument("--force", action="store_true", help="replace a bundle already at --out")
     fuse.set_defaults(func=cmd_fuse_probe)
+
+    both = sub.add_parser("fuse-networks", help="a new bundle: two bundles' networks, trained "
+                          "on the same data and split, their calibrated logits averaged (two "
+                          "designs that fail on different generators cover each other)")
+    both.add_argument("--model", required=True, help="the first bundle (its stages, evidence "
+                      "map and validation split are the fused bundle's)")
+    both.add_argument("--with", dest="second", required=True, help="the second bundle")
+    both.add_argument("--out", required=True, help="the new bundle folder")
+    both.add_argument("--weight", type=float, default=0.5,
+                      help="the second network's share of the logit")
+    both.add_argument("--force", action="store_true", help="replace a bundle already at --out")
+    both.set_defaults(func=cmd_fuse_networks)
 
     export = sub.add_parser("export", help="write a detector as a TensorFlow SavedModel or "
                             "TFLite file that returns its calibrated P(FAKE), checked")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from deepfake_detection.errors import DetectionError
 
@@ -96,6 +97,20 @@ def feature_layer_name(model: keras.Model) -> str:
     """Name of the layer whose output feeds the head: the last spatial feature map."""
     pool = model.get_layer(HEAD_PREFIX + "pool")
     return pool.input._keras_history.operation.name
+
+
+def fuse_logits(first: keras.Model, second: keras.Model, weights: list[float]) -> keras.Model:
+    """One network whose logit is weights[0] x `first`'s + weights[1] x `second`'s, both
+    reading the same input. `first`'s layers stay at the top level (its stages, head and
+    evidence-map layer are the fused model's); `second` is one nested layer."""
+    second = keras.Model(second.inputs[0], second.output, name="second_network")
+    combine = keras.layers.Dense(1, use_bias=False, name="fused_logit", dtype="float32",
+                                 trainable=False)
+    both = keras.layers.Concatenate(name="fused_logits")([first.output,
+                                                          second(first.inputs[0])])
+    fused = keras.Model(first.inputs, combine(both), name=f"{first.name}_fused")
+    combine.set_weights([np.asarray(weights, np.float32).reshape(2, 1)])
+    return fused
 
 
 # Families register themselves on import.

@@ -688,11 +688,7 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
     """
     from deepfake_detection.training import probe
 
-    out = Path(out)
-    if out.resolve() == Path(bundle_dir).resolve():
-        raise ConfigError(f"--out {out}: is the bundle being fused; choose a new folder")
-    if (out / bundle.METADATA_FILE).exists() and not force:
-        raise ConfigError(f"{out} already holds a bundle: pass --force to replace it")
+    out = _fused_out(out, [bundle_dir], force)
     if bundle.Bundle.open(bundle_dir).metadata["adversarial_training"]["applied"]:
         raise ConfigError(f"{bundle_dir} was trained against attacks and the probe is not: the "
                           "fused detector would not keep its threat model")
@@ -704,7 +700,61 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
     pipeline = probe.fit(x, train_files.labels,
                          data.source_weights(train_files.paths, train_files.labels))
     model = probe.fuse(saved.model, features, pipeline, weight)
-    val_images = data.make_dataset(val_files.paths, None, spec, config.batch_size)
+    return _save_fused(saved, config, val_files, model, out, {"trace_probe": {
+        "arch": arch, "weights": "imagenet", "stages": list(probe.TRACE_STAGES),
+        "features": int(x.shape[1]), "weight": weight, "train_images": len(train_files.paths),
+        "regularisation_c": float(pipeline[-1].C), "from": os.path.relpath(bundle_dir)}})
+
+
+def fuse_networks(first_dir: str | Path, second_dir: str | Path, out: str | Path,
+                  weight: float = 0.5, force: bool = False) -> dict[str, Any]:
+    """A new bundle: two bundles' networks read the same pixels and their calibrated logits
+    are averaged, `weight` for the second (`models.fuse_logits`).
+
+    Detectors that fail on different generator families (the plain native network and the
+    residual one) can cover each other. Both must be trained on the same data, split and
+    image spec, so that the fused temperature, threshold and novelty, fitted again on the
+    first's validation split, are measured on images neither network trained on.
+    """
+    from deepfake_detection.models import fuse_logits
+
+    if not 0 <= weight <= 1:
+        raise ConfigError(f"--weight {weight}: must be in [0, 1]")
+    out = _fused_out(out, [first_dir, second_dir], force)
+    saved, config, _, val_files = _bundle_splits(first_dir)
+    other, other_config, _, other_val = _bundle_splits(second_dir)
+    if other_val.paths != val_files.paths or other.spec != saved.spec:
+        raise ConfigError(f"{first_dir} and {second_dir} differ in their validation split or "
+                          "image spec: the fused threshold would be fitted on training images")
+    trained = {b.metadata["adversarial_training"]["applied"] for b in (saved, other)}
+    if trained != {False}:
+        raise ConfigError("a bundle trained against attacks cannot be fused: the fused "
+                          "detector would not keep its threat model")
+    temperatures = [b.calibration.temperature for b in (saved, other)]
+    model = fuse_logits(saved.model, other.model,
+                        [(1 - weight) / temperatures[0], weight / temperatures[1]])
+    metadata = _save_fused(saved, config, val_files, model, out, {"fused_with": {
+        "architecture": other_config.arch, "weight": weight,
+        "temperatures": temperatures, "from": os.path.relpath(second_dir)}})
+    bundle.Bundle.open(out).write_json(bundle.SECOND_CONFIG_FILE, other_config.to_dict())
+    return metadata
+
+
+def _fused_out(out: str | Path, sources: list[str | Path], force: bool) -> Path:
+    """The new bundle's folder, refused where it would overwrite a source or a bundle."""
+    out = Path(out)
+    if any(out.resolve() == Path(s).resolve() for s in sources):
+        raise ConfigError(f"--out {out}: is the bundle being fused; choose a new folder")
+    if (out / bundle.METADATA_FILE).exists() and not force:
+        raise ConfigError(f"{out} already holds a bundle: pass --force to replace it")
+    return out
+
+
+def _save_fused(saved: bundle.Bundle, config: TrainConfig, val_files: data.FileList,
+                model: keras.Model, out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Temperature, thresholds and novelty fitted again on the validation split, then the
+    fused network saved as a bundle carrying `saved`'s metadata and `record`."""
+    val_images = data.make_dataset(val_files.paths, None, saved.spec, config.batch_size)
     point = operating_point(model, val_images, val_files.labels, config)
     metadata = {key: value for key, value in saved.metadata.items()
                 if key not in ("novelty", "reload_check", "schema_version")}
@@ -713,12 +763,7 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
         "operating_points": point["operating_points"],
         "validation_metrics": score(val_files.labels, point["val_probs"],
                                     point["threshold"]["value"], also_at_half=True),
-        "trace_probe": {"arch": arch, "weights": "imagenet", "stages": list(probe.TRACE_STAGES),
-                        "features": int(x.shape[1]), "weight": weight,
-                        "train_images": len(train_files.paths),
-                        "regularisation_c": float(pipeline[-1].C),
-                        "from": os.path.relpath(bundle_dir)},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        **record, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     new = bundle.Bundle(out, metadata, model)
     new.save(next(iter(val_images)).numpy()[:8])
     new.write_json(bundle.CONFIG_FILE, config.to_dict())
