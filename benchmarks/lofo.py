@@ -202,6 +202,9 @@ def main() -> None:
                              "schedule above)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a training override for a variant (with --tag)")
+    parser.add_argument("--epochs", action="append", default=[], metavar="PHASE=N",
+                        help="a longer or shorter phase than the schedule's (with --tag), "
+                             "said in the table")
     parser.add_argument("--runs", default="runs/lofo")
     parser.add_argument("--probe", metavar="ARCH",
                         help="a linear probe on this network's frozen ImageNet features instead "
@@ -218,6 +221,7 @@ def main() -> None:
     folder = RESULTS / f"lofo_{args.tag}"
     folder.mkdir(parents=True, exist_ok=True)
     extra = [x for item in args.set for x in ("--set", item)]
+    extra += [x for item in args.epochs for x in ("--epochs", item)]
     feats = None
     for family in args.families:
         result_file = folder / f"{family}.json"
@@ -242,6 +246,7 @@ def main() -> None:
         else:
             bundle = train(family, args.data, Path(args.runs) / args.tag, extra, args.recipe)
             record = score(bundle, family, args.data, args.recipe)
+            record["schedule"] += "".join(f" --epochs {item}" for item in args.epochs)
         result_file.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{family}: {json.loads(result_file.read_text())['roc_auc']:.3f}", flush=True)
     results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
