@@ -151,6 +151,9 @@ def test_fuse_networks_averages_calibrated_logits_and_refuses_other_splits(tiny_
     other = tmp_path / "other"
     shutil.copytree(source, other)
     metadata = json.loads((other / "metadata.json").read_text())
+    metadata["family_head"] = {"families": ["sd1"]}  # its file is not carried over: dropped
+    (other / "metadata.json").write_text(json.dumps(metadata))
+    assert "family_head" not in fuse_networks(other, source, tmp_path / "z")
     metadata["config"]["seed"] += 1  # another validation split, same counts
     (other / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ConfigError, match="validation split"):

@@ -450,10 +450,8 @@ class Augmentation:
         def color(image, keys):
             low, high = 1 - self.color_strength, 1 + self.color_strength
             image = image * draw(keys, 3, low, high)
-            gray = tf.image.rgb_to_grayscale(image)
-            image = (image - tf.reduce_mean(gray)) * draw(keys, 4, low, high) + tf.reduce_mean(
-                gray)
-            image = tf.clip_by_value(image, 0.0, 255.0)
+            mean = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
+            image = tf.clip_by_value((image - mean) * draw(keys, 4, low, high) + mean, 0.0, 255.0)
             gray = tf.image.rgb_to_grayscale(image)
             return gray + (image - gray) * draw(keys, 5, low, high)
 

@@ -756,8 +756,9 @@ def _save_fused(saved: bundle.Bundle, config: TrainConfig, val_files: data.FileL
     fused network saved as a bundle carrying `saved`'s metadata and `record`."""
     val_images = data.make_dataset(val_files.paths, None, saved.spec, config.batch_size)
     point = operating_point(model, val_images, val_files.labels, config)
+    # Novelty is fitted again below; the family head's file is not carried over.
     metadata = {key: value for key, value in saved.metadata.items()
-                if key not in ("novelty", "reload_check", "schema_version")}
+                if key not in ("novelty", "family_head", "reload_check", "schema_version")}
     metadata.update({
         "threshold": point["threshold"], "calibration": point["calibration"].to_dict(),
         "operating_points": point["operating_points"],
