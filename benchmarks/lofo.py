@@ -62,25 +62,14 @@ def train(family: str, data: str, runs: Path, extra: list[str], recipe: str = "n
     return out
 
 
-def fused(family: str, data: str, runs: Path, arch: str, tag: str) -> Path:
-    """The plain-recipe bundle without the family, fused with a trace probe (`fuse-probe`)."""
+def fused(family: str, data: str, runs: Path, tag: str, command: list[str]) -> Path:
+    """The plain-recipe bundle without the family (trained first if missing), fused by
+    `command` (`fuse-probe` or `fuse-networks` and its own options)."""
     out = runs / tag / family
     if not (out / "metadata.json").is_file():
         base = train(family, data, runs / "native", [])
-        subprocess.run([sys.executable, "-m", "deepfake_detection", "fuse-probe", "--model",
-                        str(base), "--out", str(out), "--arch", arch, "--force"], check=True)
-    return out
-
-
-def fused_networks(family: str, data: str, runs: Path, second: str, tag: str) -> Path:
-    """The plain-recipe bundle without the family fused with variant `second`'s bundle without
-    it (`fuse-networks`)."""
-    out = runs / tag / family
-    if not (out / "metadata.json").is_file():
-        base = train(family, data, runs / "native", [])
-        subprocess.run([sys.executable, "-m", "deepfake_detection", "fuse-networks", "--model",
-                        str(base), "--with", str(runs / second / family), "--out", str(out),
-                        "--force"], check=True)
+        subprocess.run([sys.executable, "-m", "deepfake_detection", *command, "--model",
+                        str(base), "--out", str(out), "--force"], check=True)
     return out
 
 
@@ -235,14 +224,15 @@ def main() -> None:
                     feats = {k: (p, y, x[:, columns]) for k, (p, y, x) in feats.items()}
             record = score_probe(feats, family)
             record["schedule"] += f" of {args.probe}: {' '.join(args.probe_parts or ['all'])}"
-        elif args.fuse_with:
-            bundle = fused_networks(family, args.data, Path(args.runs), args.fuse_with, args.tag)
+        elif args.fuse or args.fuse_with:
+            command, then = (
+                (["fuse-probe", "--arch", args.fuse], f"fuse-probe --arch {args.fuse}")
+                if args.fuse else
+                (["fuse-networks", "--with", str(Path(args.runs) / args.fuse_with / family)],
+                 f"fuse-networks with {args.fuse_with}"))
+            bundle = fused(family, args.data, Path(args.runs), args.tag, command)
             record = score(bundle, family, args.data)
-            record["schedule"] += f", then fuse-networks with {args.fuse_with}"
-        elif args.fuse:
-            bundle = fused(family, args.data, Path(args.runs), args.fuse, args.tag)
-            record = score(bundle, family, args.data)
-            record["schedule"] += f", then fuse-probe --arch {args.fuse}"
+            record["schedule"] += f", then {then}"
         else:
             bundle = train(family, args.data, Path(args.runs) / args.tag, extra, args.recipe)
             record = score(bundle, family, args.data, args.recipe)

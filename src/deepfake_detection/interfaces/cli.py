@@ -339,7 +339,7 @@ def _reproduce(folder: Path) -> str:
                 f"--out {run} --weight {second['weight']}")
     novelty = (f" && deepfake-detection novelty --model {run}"
                if (folder / "novelty.npz").is_file() else "")
-    head = Bundle.open(folder).metadata.get("family_head")
+    head = metadata.get("family_head")
     family = (f" && deepfake-detection family-head --model {run} --data {head['data']}"
               if head else "")
     return f"deepfake-detection train --config {config} --out {run}{novelty}{family}"

@@ -393,7 +393,7 @@ class Augmentation:
             sigma = draw(keys, 10, 0.0, self.noise_max)
             return image + sigma * tf.random.stateless_normal(tf.shape(image), keys[11])
 
-        safe = self._safe_fn()
+        safe = self._safe_fn(draw)
 
         def apply(image, seed):
             keys = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 13)
@@ -427,13 +427,11 @@ class Augmentation:
 
         return apply
 
-    def _safe_fn(self):
+    def _safe_fn(self, draw):
         """SAFE's rotation, colour jitter and patch mask: `(image, seed) -> image`, each draw
-        from keys folded out of the seed apart from the other transforms' keys."""
+        (`draw`, image_fn's) from keys folded out of the seed apart from the other transforms'
+        keys."""
         import tensorflow as tf
-
-        def draw(keys, i, low=0.0, high=1.0):
-            return tf.random.stateless_uniform((), keys[i], low, high)
 
         def rotate(image, keys):
             angle = draw(keys, 1, -self.rotate_max, self.rotate_max) * (np.pi / 180)
