@@ -113,11 +113,14 @@ def probe_features(arch: str, data: str, runs: Path) -> dict[str, tuple]:
     train, val = stratified_split(load_split(Path(data) / "train"), 0.15, 42)
     splits = {"train": train, "val": val, "test": load_split(Path(data) / "test")}
     cache = runs / f"probe_{arch}.npz"
-    if not cache.is_file():
+    names = {f"{k}_paths": np.asarray([Path(p).name for p in f.paths]) for k, f in splits.items()}
+    if not cache.is_file() or any(not np.array_equal(np.load(cache).get(k), v)
+                                  for k, v in names.items()):  # the data changed since
         model = probe.feature_model(arch, 256)
         spec = ImageSpec(size=256, fit="native")
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **{k: probe.extract(model, f.paths, spec) for k, f in splits.items()})
+        np.savez(cache, **names,
+                 **{k: probe.extract(model, f.paths, spec) for k, f in splits.items()})
     feats = np.load(cache)
     return {k: (np.asarray(f.paths), np.asarray(f.labels), feats[k]) for k, f in splits.items()}
 
