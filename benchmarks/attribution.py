@@ -29,22 +29,29 @@ KEYS = list(FAMILIES)
 
 
 def cached_features(bundle_dir: str, data: str, cache: Path) -> dict[str, np.ndarray]:
-    """Train and test fakes' features, family labels and paths (extracted once)."""
-    if not cache.is_file():
-        tensorflow_logs.import_quietly()
-        from deepfake_detection.inference import bundle
-        from deepfake_detection.training import attribution
-        from deepfake_detection.training.trainer import novelty_features
+    """Train and test fakes' features, family labels and paths, extracted once and again
+    when the bundle (its creation time) or the listed fakes changed."""
+    tensorflow_logs.import_quietly()
+    from deepfake_detection.inference import bundle
+    from deepfake_detection.training import attribution
+    from deepfake_detection.training.trainer import novelty_features
 
-        saved = bundle.Bundle.load(bundle_dir)
-        out = {}
-        for split in ("train", "test"):
-            paths, y = attribution.fakes_by_family(Path(data) / split)
-            out |= {f"{split}_x": novelty_features(saved, paths), f"{split}_y": y,
-                    f"{split}_paths": np.array(paths)}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **out)
-    return dict(np.load(cache))
+    made = np.array(bundle.Bundle.open(bundle_dir).metadata["created"])
+    listed = {split: attribution.fakes_by_family(Path(data) / split) for split in ("train", "test")}
+    if cache.is_file():
+        feats = dict(np.load(cache))
+        if np.array_equal(feats.get("created"), made) and all(
+                np.array_equal(feats[f"{split}_paths"], np.array(paths))
+                for split, (paths, _) in listed.items()):
+            return feats
+    saved = bundle.Bundle.load(bundle_dir)
+    out = {"created": made}
+    for split, (paths, y) in listed.items():
+        out |= {f"{split}_x": novelty_features(saved, paths), f"{split}_y": y,
+                f"{split}_paths": np.array(paths)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **out)
+    return out
 
 
 def evaluate(feats: dict[str, np.ndarray], c: float, unknown_rate: float) -> dict:

@@ -158,3 +158,45 @@ def test_fuse_networks_averages_calibrated_logits_and_refuses_other_splits(tiny_
     (other / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ConfigError, match="validation split"):
         fuse_networks(source, other, tmp_path / "y")
+
+
+def test_card_command_rebuilds_the_family_head_of_plain_and_fused_bundles(tiny_bundle, tmp_path):
+    """A bundle's model card must rebuild every part it ships: the shipped native detector's
+    network, novelty and family head, and a fused bundle's family head after the fuse step."""
+    import json
+    import shutil
+
+    from deepfake_detection.inference.detectors import BUNDLES
+    from deepfake_detection.interfaces.cli import _reproduce
+
+    family = " && deepfake-detection family-head --model runs/{} --data ../shared/data/mixed-256"
+    shipped = _reproduce(BUNDLES["native"])
+    assert "novelty --model runs/native_detector" in shipped
+    assert shipped.endswith(family.format("native_detector"))
+    fused = tmp_path / "fused"
+    shutil.copytree(tiny_bundle[1], fused)
+    metadata = json.loads((fused / "metadata.json").read_text())
+    metadata["trace_probe"] = {"arch": "efficientnet_lite0", "weight": 0.5}
+    metadata["family_head"] = {"data": "../shared/data/mixed-256"}
+    (fused / "metadata.json").write_text(json.dumps(metadata))
+    command = _reproduce(fused)
+    assert "fuse-probe --model runs/fused-base --out runs/fused" in command
+    assert command.endswith(family.format("fused"))
+
+
+def test_card_says_what_is_fused_and_names_only_unseen_generators():
+    """A fused bundle's card says its verdict is not the network's alone, and the examples of
+    generators it never saw leave out the ones its training data held."""
+    from deepfake_detection.evaluation.rendering import _limits, fused_card_lines
+
+    probe = {"arch": "efficientnet_lite0", "weights": "imagenet", "stages": ["stage0"],
+             "features": 64, "weight": 0.5, "train_images": 10}
+    assert "linear probe on 64 frozen ImageNet features" in fused_card_lines(
+        {"trace_probe": probe})[0]
+    assert "second network (weight 0.3" in fused_card_lines({"fused_with": {"weight": 0.3}})[0]
+    assert fused_card_lines({}) == []
+    native = {"image_spec": {"fit": "native", "size": 256}, "config": {"weights": "imagenet"}}
+    before = _limits({**native, "data": {"train_sources": {"flux": 3}}})[1]
+    after = _limits({**native, "data": {"train_sources": {"flux": 3, "sd35": 2}}})[1]
+    assert "Stable Diffusion 3.x" in before and "Stable Diffusion 3.x" not in after
+    assert "Seedream" in after

@@ -388,6 +388,7 @@ def render_model_card(metadata: dict[str, Any], report: dict[str, Any], command:
            f"{metadata['novelty']['threshold']:.2f} ({metadata['novelty']['method']}; the "
            f"{metadata['novelty']['percentile']:g}th percentile of its validation images)."]
           if metadata.get("novelty") else []),
+        *fused_card_lines(metadata),
         verdict_card_line(metadata["threshold"]["value"]),
         *family_card_lines(metadata),
         f"- **Reproduce:** `{command}`",
@@ -432,6 +433,25 @@ def verdict_card_line(threshold: float, margin: float = 0.1) -> str:
             "more under a `real` average).")
 
 
+def fused_card_lines(metadata: dict[str, Any]) -> list[str]:
+    """The card's line on a second opinion folded into the network (`fuse-probe`,
+    `fuse-networks`): a reader must know the verdict is not the network's alone."""
+    probe, second = metadata.get("trace_probe"), metadata.get("fused_with")
+    if probe:
+        return [f"- **Fused:** the network's calibrated logit averaged ({1 - probe['weight']:g} / "
+                f"{probe['weight']:g}) with a linear probe on {probe['features']} frozen "
+                f"{'ImageNet' if probe['weights'] == 'imagenet' else probe['weights']} features of "
+                f"`{probe['arch']}` ({', '.join(probe['stages'])}: "
+                f"each channel's mean and RMS), fitted on the same {probe['train_images']} "
+                "training images; temperature, thresholds and novelty fitted again on the fused "
+                "logit."]
+    if second:
+        return [f"- **Fused:** this network's calibrated logit averaged with that of a second "
+                f"network (weight {second['weight']:g}; its config in `second_config.json`); "
+                "temperature, thresholds and novelty fitted again on the fused logit."]
+    return []
+
+
 def family_card_lines(metadata: dict[str, Any]) -> list[str]:
     """The card's line on the generator-family head, from what `family-head` recorded."""
     head = metadata.get("family_head")
@@ -461,6 +481,11 @@ def _card_attacks(adversarial: dict[str, Any]) -> list[str]:
     return lines + render_strongest(adversarial.get("strongest", {}))
 
 
+# Generators a user may try that a native bundle may lack: (name, its mixed-256 source or None).
+UNSEEN_EXAMPLES = (("Stable Diffusion 3.x", "sd35"), ("Gemini / Nano Banana", "nanobanana"),
+                   ("Seedream", None), ("current Midjourney", None), ("StyleGAN3", None))
+
+
 def _limits(metadata: dict[str, Any]) -> list[str]:
     """What the detector has and has not seen, from its own training record."""
     sources = metadata.get("data", {}).get("train_sources")
@@ -472,13 +497,14 @@ def _limits(metadata: dict[str, Any]) -> list[str]:
              f"It started from weights `{weights}`.")
     if metadata["image_spec"]["fit"] == "native":
         size = metadata["image_spec"]["size"]
+        unseen = ", ".join(name for name, source in UNSEEN_EXAMPLES
+                           if source not in (sources or {}))
         return [f"- Looks at {size}x{size} crops of the pixels as they are (never resized); an "
                 "image is scored on up to 3x3 crops and their mean log-odds. Images smaller "
                 f"than {size} px are enlarged (and warned about): use the cifake detector for "
                 "thumbnails. " + start + seen,
                 "- Not seen in training: every generator and kind of picture missing from the "
-                "sources above (e.g. Stable Diffusion 3.x, Gemini / Nano Banana, Seedream, "
-                "current Midjourney, StyleGAN3) and every generator after its data was "
+                f"sources above (e.g. {unseen}) and every generator after its data was "
                 "gathered; heavy edits and composites. Leave-one-family-out figures "
                 "(`benchmarks/lofo.py`) estimate how it meets a new generator family."]
     return ["- Trained on small (32x32) Stable Diffusion 1.x images against CIFAR-10, COCO and "

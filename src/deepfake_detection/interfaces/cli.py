@@ -320,7 +320,8 @@ def _auto_choice(data_dir: str) -> str:
 
 def _reproduce(folder: Path) -> str:
     """The commands that rebuild a bundle: train from its saved config, then the novelty fit,
-    or for a fused bundle the fuse-probe or fuse-networks step (which fits novelty itself)."""
+    or for a fused bundle the fuse-probe or fuse-networks step (which fits novelty itself);
+    then the family head where the bundle has one."""
     from deepfake_detection.inference.bundle import CONFIG_FILE, SECOND_CONFIG_FILE, Bundle
 
     config = os.path.relpath(folder / CONFIG_FILE)  # the card travels with the repository
@@ -328,21 +329,22 @@ def _reproduce(folder: Path) -> str:
     metadata = Bundle.open(folder).metadata
     probe, second = metadata.get("trace_probe"), metadata.get("fused_with")
     if probe:
-        return (f"deepfake-detection train --config {config} --out {run}-base && "
-                f"deepfake-detection fuse-probe --model {run}-base --out {run} --arch "
-                f"{probe['arch']} --weight {probe['weight']}")
-    if second:
-        return (f"deepfake-detection train --config {config} --out {run}-first && "
-                f"deepfake-detection train --config "
-                f"{os.path.relpath(folder / SECOND_CONFIG_FILE)} --out {run}-second && "
-                f"deepfake-detection fuse-networks --model {run}-first --with {run}-second "
-                f"--out {run} --weight {second['weight']}")
-    novelty = (f" && deepfake-detection novelty --model {run}"
-               if (folder / "novelty.npz").is_file() else "")
+        steps = (f"deepfake-detection train --config {config} --out {run}-base && "
+                 f"deepfake-detection fuse-probe --model {run}-base --out {run} --arch "
+                 f"{probe['arch']} --weight {probe['weight']}")
+    elif second:
+        steps = (f"deepfake-detection train --config {config} --out {run}-first && "
+                 f"deepfake-detection train --config "
+                 f"{os.path.relpath(folder / SECOND_CONFIG_FILE)} --out {run}-second && "
+                 f"deepfake-detection fuse-networks --model {run}-first --with {run}-second "
+                 f"--out {run} --weight {second['weight']}")
+    else:
+        steps = f"deepfake-detection train --config {config} --out {run}" + (
+            f" && deepfake-detection novelty --model {run}"
+            if (folder / "novelty.npz").is_file() else "")
     head = metadata.get("family_head")
-    family = (f" && deepfake-detection family-head --model {run} --data {head['data']}"
-              if head else "")
-    return f"deepfake-detection train --config {config} --out {run}{novelty}{family}"
+    return steps + (f" && deepfake-detection family-head --model {run} --data {head['data']}"
+                    if head else "")
 
 
 def _write_model_card(folder: Path, report: dict, command: str) -> None:
