@@ -114,8 +114,8 @@ def probe_features(arch: str, data: str, runs: Path) -> dict[str, tuple]:
     splits = {"train": train, "val": val, "test": load_split(Path(data) / "test")}
     cache = runs / f"probe_{arch}.npz"
     names = {f"{k}_paths": np.asarray([Path(p).name for p in f.paths]) for k, f in splits.items()}
-    if not cache.is_file() or any(not np.array_equal(np.load(cache).get(k), v)
-                                  for k, v in names.items()):  # the data changed since
+    held = dict(np.load(cache)) if cache.is_file() else {}
+    if any(not np.array_equal(held.get(k), v) for k, v in names.items()):  # new or data changed
         model = probe.feature_model(arch, 256)
         spec = ImageSpec(size=256, fit="native")
         cache.parent.mkdir(parents=True, exist_ok=True)

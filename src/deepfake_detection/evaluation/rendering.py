@@ -437,18 +437,18 @@ def fused_card_lines(metadata: dict[str, Any]) -> list[str]:
     """The card's line on a second opinion folded into the network (`fuse-probe`,
     `fuse-networks`): a reader must know the verdict is not the network's alone."""
     probe, second = metadata.get("trace_probe"), metadata.get("fused_with")
+    refit = "temperature, thresholds and novelty fitted again on the fused logit."
     if probe:
+        weights = "ImageNet" if probe["weights"] == "imagenet" else probe["weights"]
         return [f"- **Fused:** the network's calibrated logit averaged ({1 - probe['weight']:g} / "
                 f"{probe['weight']:g}) with a linear probe on {probe['features']} frozen "
-                f"{'ImageNet' if probe['weights'] == 'imagenet' else probe['weights']} features of "
-                f"`{probe['arch']}` ({', '.join(probe['stages'])}: "
-                f"each channel's mean and RMS), fitted on the same {probe['train_images']} "
-                "training images; temperature, thresholds and novelty fitted again on the fused "
-                "logit."]
+                f"{weights} features of `{probe['arch']}` ({', '.join(probe['stages'])}: each "
+                f"channel's mean and RMS), fitted on the same {probe['train_images']} training "
+                f"images; {refit}"]
     if second:
         return [f"- **Fused:** this network's calibrated logit averaged with that of a second "
                 f"network (weight {second['weight']:g}; its config in `second_config.json`); "
-                "temperature, thresholds and novelty fitted again on the fused logit."]
+                f"{refit}"]
     return []
 
 
