@@ -200,3 +200,22 @@ def test_card_says_what_is_fused_and_names_only_unseen_generators():
     after = _limits({**native, "data": {"train_sources": {"flux": 3, "sd35": 2}}})[1]
     assert "Stable Diffusion 3.x" in before and "Stable Diffusion 3.x" not in after
     assert "Seedream" in after
+
+
+def test_fuse_probe_with_noise_fits_noisy_copies_and_says_so(tiny_bundle, tmp_path):
+    """`--noise` fits the probe on noisy copies too (the network was trained with noise): the
+    probe's fit changes, and the metadata, the card and the rebuild command say so."""
+    from deepfake_detection.evaluation.rendering import fused_card_lines
+    from deepfake_detection.inference.detector import Detector
+    from deepfake_detection.interfaces.cli import _reproduce
+    from deepfake_detection.training.trainer import fuse_probe
+
+    plain = fuse_probe(tiny_bundle[1], tmp_path / "plain")
+    noisy = fuse_probe(tiny_bundle[1], tmp_path / "noisy", noise=16)
+    assert noisy["trace_probe"]["noise_max"] == 16 and plain["trace_probe"]["noise_max"] == 0
+    probe = [Detector.load(tmp_path / name).model.get_layer("trace_probe_logit").get_weights()[0]
+             for name in ("plain", "noisy")]
+    assert not np.allclose(*probe)
+    assert "Gaussian noise up to 16/255" in fused_card_lines(noisy)[0]
+    assert "noise" not in fused_card_lines(plain)[0]
+    assert _reproduce(tmp_path / "noisy").endswith("--weight 0.5 --noise 16")

@@ -440,11 +440,13 @@ def fused_card_lines(metadata: dict[str, Any]) -> list[str]:
     refit = "temperature, thresholds and novelty fitted again on the fused logit."
     if probe:
         weights = "ImageNet" if probe["weights"] == "imagenet" else probe["weights"]
+        noisy = (f" and their copies with Gaussian noise up to {probe['noise_max']:g}/255"
+                 if probe.get("noise_max") else "")
         return [f"- **Fused:** the network's calibrated logit averaged ({1 - probe['weight']:g} / "
                 f"{probe['weight']:g}) with a linear probe on {probe['features']} frozen "
                 f"{weights} features of `{probe['arch']}` ({', '.join(probe['stages'])}: each "
                 f"channel's mean and RMS), fitted on the same {probe['train_images']} training "
-                f"images; {refit}"]
+                f"images{noisy}; {refit}"]
     if second:
         return [f"- **Fused:** this network's calibrated logit averaged with that of a second "
                 f"network (weight {second['weight']:g}; its config in `second_config.json`); "

@@ -189,7 +189,8 @@ def cmd_fuse_probe(args: argparse.Namespace) -> int:
     from deepfake_detection.inference.detectors import resolve
     from deepfake_detection.training.trainer import fuse_probe
 
-    metadata = fuse_probe(resolve(args.model), args.out, args.arch, args.weight, args.force)
+    metadata = fuse_probe(resolve(args.model), args.out, args.arch, args.weight, args.force,
+                          args.noise)
     print(f"wrote {args.out}: threshold {metadata['threshold']['value']:.4f}, validation "
           f"ROC-AUC {metadata['validation_metrics']['roc_auc']:.4f}")
     return 0
@@ -331,7 +332,8 @@ def _reproduce(folder: Path) -> str:
     if probe:
         steps = (f"deepfake-detection train --config {config} --out {run}-base && "
                  f"deepfake-detection fuse-probe --model {run}-base --out {run} --arch "
-                 f"{probe['arch']} --weight {probe['weight']}")
+                 f"{probe['arch']} --weight {probe['weight']}"
+                 + (f" --noise {probe['noise_max']:g}" if probe.get("noise_max") else ""))
     elif second:
         steps = (f"deepfake-detection train --config {config} --out {run}-first && "
                  f"deepfake-detection train --config "
@@ -715,6 +717,9 @@ def _add_bundle_commands(sub) -> None:
     fuse.add_argument("--out", required=True, help="the new bundle folder")
     fuse.add_argument("--arch", default="efficientnet_lite0", help="the frozen ImageNet network")
     fuse.add_argument("--weight", type=float, default=0.5, help="the probe's share of the logit")
+    fuse.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                      help="also fit the probe on noisy copies of the training images (sigma up "
+                           "to SIGMA/255; 0: off), as the network was trained")
     fuse.add_argument("--force", action="store_true", help="replace a bundle already at --out")
     fuse.set_defaults(func=cmd_fuse_probe)
 

@@ -678,13 +678,16 @@ def fit_novelty(bundle_dir: str | Path, max_train: int = 4000) -> dict[str, Any]
 
 
 def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientnet_lite0",
-               weight: float = 0.5, force: bool = False) -> dict[str, Any]:
+               weight: float = 0.5, force: bool = False, noise: float = 0.0) -> dict[str, Any]:
     """A new bundle: `bundle_dir`'s network and a linear probe on frozen ImageNet trace
     features, their logits averaged (`probe.fuse`).
 
     Features never tuned to the training generators carry over to new ones better (Ojha et al.,
     CVPR 2023); the probe is fitted on the bundle's own training split (sources weighed
     equally), then temperature, threshold and novelty are fitted again on its validation split.
+    With `noise` (largest sigma, /255) the probe also fits a copy of every training image with
+    Gaussian noise (sigma ~ U[0, noise], seeded): frozen features never learnt to ignore the
+    noise filter the network was trained to shrug off.
     """
     from deepfake_detection.training import probe
 
@@ -697,13 +700,22 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
     features = probe.feature_model(arch, spec.size, stages=probe.TRACE_STAGES, top=False)
     log.info("trace probe: %s features of %d training images", arch, len(train_files.paths))
     x = probe.extract(features, train_files.paths, spec, batch_size=config.batch_size)
-    pipeline = probe.fit(x, train_files.labels,
-                         data.source_weights(train_files.paths, train_files.labels))
+    labels = np.asarray(train_files.labels)
+    weights = data.source_weights(train_files.paths, train_files.labels)
+    if noise > 0:
+        rng = np.random.default_rng(config.seed)
+        noisy = probe.extract(features, train_files.paths, spec, config.batch_size, lambda image: (
+            np.clip(np.round(image + rng.normal(0.0, rng.uniform(0.0, noise), image.shape)),
+                    0, 255)))
+        x, labels = np.concatenate([x, noisy]), np.concatenate([labels, labels])
+        weights = np.concatenate([weights, weights])
+    pipeline = probe.fit(x, labels, weights)
     model = probe.fuse(saved.model, features, pipeline, weight)
     return _save_fused(saved, config, val_files, model, out, {"trace_probe": {
         "arch": arch, "weights": "imagenet", "stages": list(probe.TRACE_STAGES),
         "features": int(x.shape[1]), "weight": weight, "train_images": len(train_files.paths),
-        "regularisation_c": float(pipeline[-1].C), "from": os.path.relpath(bundle_dir)}})
+        "noise_max": noise, "regularisation_c": float(pipeline[-1].C),
+        "from": os.path.relpath(bundle_dir)}})
 
 
 def fuse_networks(first_dir: str | Path, second_dir: str | Path, out: str | Path,
