@@ -208,6 +208,7 @@ def test_fuse_probe_with_noise_fits_noisy_copies_and_says_so(tiny_bundle, tmp_pa
     from deepfake_detection.evaluation.rendering import fused_card_lines
     from deepfake_detection.inference.detector import Detector
     from deepfake_detection.interfaces.cli import _reproduce
+    from deepfake_detection.training.config import ConfigError
     from deepfake_detection.training.trainer import fuse_probe
 
     plain = fuse_probe(tiny_bundle[1], tmp_path / "plain")
@@ -219,3 +220,6 @@ def test_fuse_probe_with_noise_fits_noisy_copies_and_says_so(tiny_bundle, tmp_pa
     assert "Gaussian noise up to 16/255" in fused_card_lines(noisy)[0]
     assert "noise" not in fused_card_lines(plain)[0]
     assert _reproduce(tmp_path / "noisy").endswith("--weight 0.5 --noise 16")
+    with pytest.raises(ConfigError, match="largest noise sigma"):
+        fuse_probe(tiny_bundle[1], tmp_path / "negative", noise=-1)
+    assert not (tmp_path / "negative").exists()

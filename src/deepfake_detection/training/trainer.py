@@ -691,6 +691,8 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
     """
     from deepfake_detection.training import probe
 
+    if not 0 <= noise <= 255:
+        raise ConfigError(f"--noise {noise:g}: the largest noise sigma is 0 (off) to 255 (/255)")
     out = _fused_out(out, [bundle_dir], force)
     if bundle.Bundle.open(bundle_dir).metadata["adversarial_training"]["applied"]:
         raise ConfigError(f"{bundle_dir} was trained against attacks and the probe is not: the "
