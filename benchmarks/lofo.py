@@ -114,14 +114,13 @@ def probe_features(arch: str, data: str, runs: Path) -> dict[str, tuple]:
     splits = {"train": train, "val": val, "test": load_split(Path(data) / "test")}
     cache = runs / f"probe_{arch}.npz"
     names = {f"{k}_paths": np.asarray([Path(p).name for p in f.paths]) for k, f in splits.items()}
-    held = dict(np.load(cache)) if cache.is_file() else {}
-    if any(not np.array_equal(held.get(k), v) for k, v in names.items()):  # new or data changed
+    feats = dict(np.load(cache)) if cache.is_file() else {}
+    if any(not np.array_equal(feats.get(k), v) for k, v in names.items()):  # new or data changed
         model = probe.feature_model(arch, 256)
         spec = ImageSpec(size=256, fit="native")
+        feats = {**names, **{k: probe.extract(model, f.paths, spec) for k, f in splits.items()}}
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **names,
-                 **{k: probe.extract(model, f.paths, spec) for k, f in splits.items()})
-    feats = np.load(cache)
+        np.savez(cache, **feats)
     return {k: (np.asarray(f.paths), np.asarray(f.labels), feats[k]) for k, f in splits.items()}
 
 

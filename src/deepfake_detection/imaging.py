@@ -233,6 +233,13 @@ def crop_at(rgb: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     return np.asarray(rgb[top:top + size, left:left + size], dtype=np.float32)
 
 
+def add_noise(pixels: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of `sigma` (in /255) per pixel and channel, rounded to 8 bits: what a
+    noise filter leaves (the laundering battery's and the noise-hardened probe's)."""
+    noisy = np.asarray(pixels, np.float32) + rng.normal(0.0, sigma, np.shape(pixels))
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
 def load_prepared(source: ImageSource, spec: ImageSpec) -> np.ndarray:
     """`load_rgb` then `prepare`: the one path from a file to model input."""
     return prepare(load_rgb(source), spec)

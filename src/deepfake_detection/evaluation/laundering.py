@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from deepfake_detection import imaging
 from deepfake_detection.metrics import score
 
 # Platform resizes are given by the scale factor they apply: a 2048 px long side brought to
@@ -60,9 +61,7 @@ def centre_crop(image: Image.Image, fraction: float) -> Image.Image:
 
 def add_noise(image: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
     """Gaussian noise of `sigma` (in /255) per pixel and channel, rounded to 8 bits."""
-    pixels = np.asarray(image, np.float32)
-    noisy = pixels + rng.normal(0.0, sigma, pixels.shape)
-    return Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+    return Image.fromarray(imaging.add_noise(np.asarray(image), sigma, rng))
 
 
 OPERATIONS: dict[str, Callable[[Image.Image, float, np.random.Generator], Image.Image]] = {

@@ -19,7 +19,7 @@ import numpy as np
 
 from deepfake_detection import attacks
 from deepfake_detection.calibration import Calibration
-from deepfake_detection.imaging import ImageSpec, load_prepared
+from deepfake_detection.imaging import ImageSpec, add_noise, load_prepared
 from deepfake_detection.inference import bundle, novelty
 from deepfake_detection.metrics import (
     best_f1_threshold,
@@ -706,9 +706,8 @@ def fuse_probe(bundle_dir: str | Path, out: str | Path, arch: str = "efficientne
     weights = data.source_weights(train_files.paths, train_files.labels)
     if noise > 0:
         rng = np.random.default_rng(config.seed)
-        noisy = probe.extract(features, train_files.paths, spec, config.batch_size, lambda image: (
-            np.clip(np.round(image + rng.normal(0.0, rng.uniform(0.0, noise), image.shape)),
-                    0, 255)))
+        noisy = probe.extract(features, train_files.paths, spec, config.batch_size,
+                              lambda image: add_noise(image, rng.uniform(0.0, noise), rng))
         x, labels = np.concatenate([x, noisy]), np.concatenate([labels, labels])
         weights = np.concatenate([weights, weights])
     pipeline = probe.fit(x, labels, weights)
